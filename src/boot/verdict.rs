@@ -1,0 +1,207 @@
+//! The verdict words of the contract, and the decision for a final writer.
+
+use serde::Serialize;
+
+use super::FileFacts;
+use crate::version::FileVersion;
+
+/// One word per operation (see `docs/contract.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Downgrade,
+    Overridden,
+    Upgrade,
+    SameVersion,
+    NewFile,
+    Superseded,
+    Delete,
+    NoEffect,
+    Unversioned,
+    Unresolved,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 10] = [
+        Verdict::Downgrade,
+        Verdict::Overridden,
+        Verdict::Upgrade,
+        Verdict::SameVersion,
+        Verdict::NewFile,
+        Verdict::Superseded,
+        Verdict::Delete,
+        Verdict::NoEffect,
+        Verdict::Unversioned,
+        Verdict::Unresolved,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Downgrade => "downgrade",
+            Verdict::Overridden => "overridden",
+            Verdict::Upgrade => "upgrade",
+            Verdict::SameVersion => "same-version",
+            Verdict::NewFile => "new-file",
+            Verdict::Superseded => "superseded",
+            Verdict::Delete => "delete",
+            Verdict::NoEffect => "no-effect",
+            Verdict::Unversioned => "unversioned",
+            Verdict::Unresolved => "unresolved",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<Verdict> {
+        Verdict::ALL.into_iter().find(|v| v.as_str() == word)
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The verdict of a rename whose content is still at its destination after the boot. The
+/// first word that can be decided wins: downgrade (needs S and B), overridden (needs S and
+/// M), unversioned (B exists, S or B has no version), new-file, upgrade, same-version.
+pub(super) fn final_writer(
+    staged: Option<&FileFacts>,
+    on_disk: Option<&FileFacts>,
+    lost: Option<FileVersion>,
+) -> (Verdict, String) {
+    let s = staged.and_then(|f| f.file_version);
+    let b = on_disk.and_then(|f| f.file_version);
+    if let (Some(s), Some(b)) = (s, b) {
+        if s < b {
+            return (
+                Verdict::Downgrade,
+                format!("puts version {s} in place of version {b} that is on disk"),
+            );
+        }
+    }
+    if let (Some(s), Some(m)) = (s, lost) {
+        if s < m {
+            return (
+                Verdict::Overridden,
+                format!("puts version {s} in place, overwriting version {m} that an earlier operation of this boot staged there"),
+            );
+        }
+    }
+    if let Some(disk) = on_disk {
+        let missing = |facts: Option<&FileFacts>, which: &str| {
+            let reason = facts
+                .and_then(|f| f.unversioned_reason.clone())
+                .unwrap_or_else(|| "no version".into());
+            format!("{which} has no comparable version ({reason})")
+        };
+        match (s, b) {
+            (None, _) => return (Verdict::Unversioned, missing(staged, "the staged file")),
+            (_, None) => {
+                return (
+                    Verdict::Unversioned,
+                    missing(Some(disk), "the file on disk"),
+                )
+            }
+            _ => {}
+        }
+    }
+    match (s, b) {
+        (_, None) => (
+            Verdict::NewFile,
+            match s {
+                Some(s) => format!("creates the file, version {s}"),
+                None => "creates the file".into(),
+            },
+        ),
+        (Some(s), Some(b)) if s > b => (
+            Verdict::Upgrade,
+            format!("replaces version {b} with version {s}"),
+        ),
+        (Some(s), Some(_)) => (
+            Verdict::SameVersion,
+            format!("replaces the file with the same version {s}"),
+        ),
+        // B without a version is unversioned above; B with a version needs S here.
+        (None, Some(_)) => (
+            Verdict::Unversioned,
+            "the staged file has no version".into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::FileKind;
+
+    fn facts(version: Option<&str>) -> FileFacts {
+        FileFacts {
+            path: "x".into(),
+            kind: FileKind::File,
+            size: Some(1),
+            file_version: version.map(|v| v.parse().unwrap()),
+            product_version: None,
+            file_version_string: None,
+            pe_format: None,
+            unversioned_reason: version.is_none().then(|| "no version resource".into()),
+            sha256: None,
+        }
+    }
+
+    fn decide(s: Option<&str>, b: Option<Option<&str>>, m: Option<&str>) -> Verdict {
+        let staged = facts(s);
+        let disk = b.map(facts);
+        final_writer(Some(&staged), disk.as_ref(), m.map(|v| v.parse().unwrap())).0
+    }
+
+    #[test]
+    fn decision_order_of_the_contract() {
+        use Verdict::*;
+        assert_eq!(
+            decide(Some("8.0.0.0"), Some(Some("12.0.0.0")), None),
+            Downgrade
+        );
+        // Downgrade wins over overridden.
+        assert_eq!(
+            decide(Some("8.0.0.0"), Some(Some("12.0.0.0")), Some("9.0.0.0")),
+            Downgrade
+        );
+        assert_eq!(
+            decide(Some("0.2.0.0"), Some(Some("0.1.0.0")), Some("0.3.0.0")),
+            Overridden
+        );
+        // Overridden needs only S and M: also without a file on disk, or with an unversioned one.
+        assert_eq!(decide(Some("0.2.0.0"), None, Some("0.3.0.0")), Overridden);
+        assert_eq!(
+            decide(Some("0.2.0.0"), Some(None), Some("0.3.0.0")),
+            Overridden
+        );
+        assert_eq!(decide(None, Some(Some("1.0.0.0")), None), Unversioned);
+        assert_eq!(decide(Some("1.0.0.0"), Some(None), None), Unversioned);
+        assert_eq!(decide(None, None, None), NewFile);
+        assert_eq!(decide(Some("1.0.0.0"), None, None), NewFile);
+        assert_eq!(
+            decide(Some("2.0.0.0"), Some(Some("1.0.0.0")), None),
+            Upgrade
+        );
+        assert_eq!(
+            decide(Some("2.0.0.0"), Some(Some("2.0.0.0")), Some("1.0.0.0")),
+            SameVersion
+        );
+        assert_eq!(
+            decide(Some("10.0.19041.1"), Some(Some("6.3.9600.20000")), None),
+            Upgrade
+        );
+    }
+
+    #[test]
+    fn words_round_trip() {
+        for verdict in Verdict::ALL {
+            assert_eq!(Verdict::parse(verdict.as_str()), Some(verdict));
+            assert_eq!(
+                serde_json::to_value(verdict).unwrap(),
+                serde_json::Value::String(verdict.as_str().into())
+            );
+        }
+    }
+}

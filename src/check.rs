@@ -1,0 +1,280 @@
+//! `check`: the whole pipeline, from the inputs the user named to a [`Report`].
+
+use std::path::{Path, PathBuf};
+
+use miette::Diagnostic;
+use thiserror::Error;
+
+use crate::boot::{self, ReplayOptions};
+use crate::evidence::Evidence;
+use crate::hive::{ControlSetChoice, HiveError, SystemHive};
+use crate::queue;
+use crate::report::{
+    ControlSetSection, HiveSection, OperationReport, OtherControlSet, Report, Summary, Tool,
+    ValueSize, VolumeSection,
+};
+use crate::volume::{fold, DirVolume, EntryKind, PathKey, Volumes};
+
+/// What to hash (`--hash`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HashMode {
+    None,
+    /// The hive only.
+    #[default]
+    Hive,
+    /// The hive and every file examined.
+    All,
+}
+
+/// The inputs of one `check`.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// The mounted Windows system volume.
+    pub root: Option<PathBuf>,
+    /// The SYSTEM hive; default `ROOT/Windows/System32/config/SYSTEM`, found case-insensitively.
+    pub hive: Option<PathBuf>,
+    /// Further volumes: drive letter and directory.
+    pub drives: Vec<(char, PathBuf)>,
+    /// The letter Windows gave `root`.
+    pub system_drive: char,
+    pub control_set: ControlSetChoice,
+    pub hash: HashMode,
+}
+
+impl Default for CheckOptions {
+    fn default() -> CheckOptions {
+        CheckOptions {
+            root: None,
+            hive: None,
+            drives: Vec::new(),
+            system_drive: 'C',
+            control_set: ControlSetChoice::Next,
+            hash: HashMode::Hive,
+        }
+    }
+}
+
+/// Why a check could not run at all (exit status 2).
+#[derive(Debug, Error, Diagnostic)]
+pub enum CheckError {
+    #[error("nothing to examine")]
+    #[diagnostic(
+        code(nextboot::usage),
+        help(
+            "give the mounted Windows volume (nextboot check /mnt/win) or a hive (--hive SYSTEM)"
+        )
+    )]
+    NoInput,
+
+    #[error("{what} {path} does not exist or is not a directory")]
+    #[diagnostic(
+        code(nextboot::volume_missing),
+        help(
+            "mount the image read-only and pass the directory where its system volume is mounted"
+        )
+    )]
+    NotADirectory { what: String, path: String },
+
+    #[error("no SYSTEM hive under {root}")]
+    #[diagnostic(
+        code(nextboot::hive_not_found),
+        help("looked for Windows\\System32\\config\\SYSTEM (any case); is {root} the system volume? Otherwise pass the hive with --hive FILE")
+    )]
+    HiveNotFound { root: String },
+
+    #[error("cannot read the hive {path}")]
+    #[diagnostic(code(nextboot::hive_unreadable))]
+    HiveUnreadable {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("cannot use the hive {path}")]
+    #[diagnostic(code(nextboot::hive_invalid))]
+    Hive {
+        path: String,
+        #[source]
+        #[diagnostic_source]
+        source: HiveError,
+    },
+}
+
+/// Runs the pipeline. Problems with single files end up in the report; only inputs that
+/// cannot be examined at all are errors.
+pub fn check(options: &CheckOptions) -> Result<Report, CheckError> {
+    let volumes = mount_volumes(options)?;
+    let hive_path = match (&options.hive, &options.root) {
+        (Some(hive), _) => hive.clone(),
+        (None, Some(root)) => find_hive(&volumes, options.system_drive, root)?,
+        (None, None) => return Err(CheckError::NoInput),
+    };
+    let evidence = Evidence::open(&hive_path).map_err(|source| CheckError::HiveUnreadable {
+        path: hive_path.display().to_string(),
+        source,
+    })?;
+    let invalid = |source| CheckError::Hive {
+        path: hive_path.display().to_string(),
+        source,
+    };
+    let system = SystemHive::read(&evidence).map_err(invalid)?;
+    let used = system
+        .choose_control_set(options.control_set)
+        .map_err(invalid)?;
+
+    let mut findings = system.findings.clone();
+    let session = system
+        .control_set(used)
+        .expect("choose_control_set returns a present set");
+    if !session.key_found {
+        findings.push(crate::Finding::warning(
+            "session-manager-missing",
+            format!("ControlSet{used:03} has no Control\\Session Manager key"),
+        ));
+    }
+    let queue = queue::decode_registry(&session.pending);
+    findings.extend(queue.findings.iter().cloned());
+
+    let replay = boot::replay(
+        &queue.operations,
+        &volumes,
+        ReplayOptions {
+            hash_files: options.hash == HashMode::All,
+        },
+    );
+
+    let operations: Vec<OperationReport> = queue
+        .operations
+        .iter()
+        .zip(replay.outcomes)
+        .map(|(op, outcome)| OperationReport {
+            index: op.index,
+            queue: op.queue,
+            value: op.value.clone(),
+            string_index: op.string_index,
+            action: op.action,
+            source: op.source.stored.clone(),
+            destination: op.destination.as_ref().map(|d| d.stored.clone()),
+            replace_existing: op.replace_existing,
+            source_version: outcome.source_file.as_ref().and_then(|f| f.file_version),
+            target_version: outcome.target_file.as_ref().and_then(|f| f.file_version),
+            verdict: outcome.verdict,
+            reason: outcome.reason,
+            source_file: outcome.source_file,
+            target_file: outcome.target_file,
+            overwritten_staged_version: outcome.overwritten_staged_version,
+            superseded_by: outcome.superseded_by,
+            source_raw_hex: op.source.raw_hex.clone(),
+            destination_raw_hex: op.destination.as_ref().and_then(|d| d.raw_hex.clone()),
+            notes: op.notes.clone(),
+        })
+        .collect();
+
+    let other_control_sets = system
+        .control_sets
+        .iter()
+        .filter(|set| set.control_set != used)
+        .map(|set| OtherControlSet {
+            control_set: set.control_set,
+            operations: queue::decode_registry(&set.pending).operations.len(),
+            same_as_used: set.pending == session.pending,
+            values: set
+                .pending
+                .iter()
+                .map(|v| ValueSize {
+                    name: v.name.clone(),
+                    bytes: v.bytes.len(),
+                })
+                .collect(),
+        })
+        .collect();
+
+    let select = system.select.unwrap_or_default();
+    Ok(Report {
+        tool: Tool::default(),
+        hive: HiveSection {
+            path: hive_path.display().to_string(),
+            size: evidence.len() as u64,
+            sha256: (options.hash != HashMode::None).then(|| evidence.sha256()),
+            dirty: system.base.is_dirty(),
+            logs_applied: Vec::new(),
+            primary_sequence: system.base.primary_sequence,
+            secondary_sequence: system.base.secondary_sequence,
+            checksum_valid: system.base.checksum_valid(),
+            format_version: format!(
+                "{}.{}",
+                system.base.major_version, system.base.minor_version
+            ),
+        },
+        control_set: ControlSetSection {
+            used,
+            chosen_by: match options.control_set {
+                ControlSetChoice::Next => "next",
+                ControlSetChoice::Current => "current",
+                ControlSetChoice::Number(_) => "number",
+            },
+            current: select.current,
+            default: select.default,
+            last_known_good: select.last_known_good,
+            failed: select.failed,
+            present: system.control_sets.iter().map(|s| s.control_set).collect(),
+        },
+        volumes: volumes
+            .drives()
+            .map(|(drive, path)| VolumeSection {
+                drive: format!("{drive}:"),
+                path,
+            })
+            .collect(),
+        summary: Summary::of(&operations),
+        operations,
+        files: replay.changes,
+        other_control_sets,
+        findings,
+    })
+}
+
+fn mount_volumes(options: &CheckOptions) -> Result<Volumes, CheckError> {
+    let mut volumes = Volumes::new();
+    let mut add = |drive: char, dir: &Path, what: String| {
+        if !dir.is_dir() {
+            return Err(CheckError::NotADirectory {
+                what,
+                path: dir.display().to_string(),
+            });
+        }
+        volumes.mount(drive, Box::new(DirVolume::new(dir)));
+        Ok(())
+    };
+    if let Some(root) = &options.root {
+        add(options.system_drive, root, "ROOT".into())?;
+    }
+    for (drive, dir) in &options.drives {
+        add(*drive, dir, format!("the volume for {drive}:"))?;
+    }
+    Ok(volumes)
+}
+
+/// `ROOT/Windows/System32/config/SYSTEM`, each component matched case-insensitively through
+/// the volume stage (the same containment rules as every queue path).
+fn find_hive(volumes: &Volumes, drive: char, root: &Path) -> Result<PathBuf, CheckError> {
+    let not_found = || CheckError::HiveNotFound {
+        root: root.display().to_string(),
+    };
+    let mount = volumes.mount_index(drive).ok_or_else(not_found)?;
+    let key = PathKey {
+        mount,
+        folded: ["Windows", "System32", "config", "SYSTEM"]
+            .iter()
+            .map(|c| fold(c))
+            .collect(),
+    };
+    match volumes.stat(&key) {
+        Ok(Some(entry)) if entry.kind == EntryKind::File => {
+            let mut path = root.to_path_buf();
+            path.extend(&entry.names);
+            Ok(path)
+        }
+        _ => Err(not_found()),
+    }
+}

@@ -1,0 +1,99 @@
+//! `SYSTEM\Select` and the choice of control set.
+//!
+//! Offline there is no `CurrentControlSet` link. `Select\Current` is the set the last boot
+//! used; the boot loader starts the next boot from `Select\Default` (or `LastKnownGood` when a
+//! user picks it) and writes that number back as `Current`. Set numbers are not limited to 1
+//! and 2: any `ControlSetNNN` is possible.
+
+use nt_hive::{KeyNode, NtHiveError};
+
+use super::{HiveError, SystemHive};
+
+/// The DWORDs of `SYSTEM\Select` (absent values are `None`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Select {
+    pub current: Option<u32>,
+    pub default: Option<u32>,
+    pub failed: Option<u32>,
+    pub last_known_good: Option<u32>,
+}
+
+/// Which control set's queue to replay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlSetChoice {
+    /// `Select\Default`: the set the next boot loads.
+    Next,
+    /// `Select\Current`: the set the last boot used.
+    Current,
+    Number(u32),
+}
+
+impl Select {
+    pub(super) fn read(key: &KeyNode<&[u8]>) -> Result<Select, NtHiveError> {
+        let dword = |name: &str| -> Result<Option<u32>, NtHiveError> {
+            match key.value(name) {
+                None => Ok(None),
+                // A value of the wrong type or size is treated as absent, not as a damaged hive.
+                Some(value) => Ok(value?.dword_data().ok()),
+            }
+        };
+        Ok(Select {
+            current: dword("Current")?,
+            default: dword("Default")?,
+            failed: dword("Failed")?,
+            last_known_good: dword("LastKnownGood")?,
+        })
+    }
+}
+
+impl SystemHive {
+    /// Resolves a choice to a control set number that exists in the hive.
+    pub fn choose_control_set(&self, choice: ControlSetChoice) -> Result<u32, HiveError> {
+        let (field, number) = match choice {
+            ControlSetChoice::Number(n) => ("(--control-set)", Some(n)),
+            ControlSetChoice::Next => ("Default", self.select.and_then(|s| s.default)),
+            ControlSetChoice::Current => ("Current", self.select.and_then(|s| s.current)),
+        };
+        let Some(number) = number else {
+            return Err(HiveError::NoSelect {
+                present: self.present_sets(),
+            });
+        };
+        if self.control_set(number).is_none() {
+            return Err(HiveError::MissingControlSet {
+                field,
+                number,
+                present: self.present_sets(),
+            });
+        }
+        Ok(number)
+    }
+}
+
+/// `ControlSet001` -> 1. Exactly three digits, as Windows writes them (`ControlSet%03d`).
+pub(super) fn parse_name(name: &str) -> Option<u32> {
+    let digits = name
+        .get(..10)
+        .filter(|prefix| prefix.eq_ignore_ascii_case("ControlSet"))
+        .and(name.get(10..))?;
+    if digits.len() == 3 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        digits.parse().ok()
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_set_names() {
+        assert_eq!(parse_name("ControlSet001"), Some(1));
+        assert_eq!(parse_name("controlset047"), Some(47));
+        assert_eq!(parse_name("ControlSet1"), None);
+        assert_eq!(parse_name("ControlSet0001"), None);
+        assert_eq!(parse_name("CurrentControlSet"), None);
+        assert_eq!(parse_name("ControlSéé1"), None);
+    }
+}

@@ -1,0 +1,240 @@
+//! The `nextboot` command: parses arguments and calls the library.
+
+use std::ffi::OsString;
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use nextboot::hive::ControlSetChoice;
+use nextboot::report::{self, exit, FailOn, Format, Style};
+use nextboot::{CheckOptions, HashMode};
+
+/// What the next boot of an offline Windows image will do to its files: which pending file
+/// operations would put an older file over a newer one, or lose a queued fix.
+#[derive(Parser)]
+#[command(name = "nextboot", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay the pending file operations of the next boot and report each one's effect.
+    Check(CheckArgs),
+    /// Print the version resources of PE files.
+    Version(VersionArgs),
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// The mounted Windows system volume (the drive Windows called C:, unless --system-drive).
+    root: Option<PathBuf>,
+    /// The SYSTEM hive [default: ROOT/Windows/System32/config/SYSTEM, any case].
+    #[arg(long, value_name = "FILE")]
+    hive: Option<PathBuf>,
+    /// Another volume of the image: drive letter and directory (repeatable).
+    #[arg(long = "drive", value_name = "X:=DIR", value_parser = parse_drive)]
+    drives: Vec<(char, PathBuf)>,
+    /// The drive letter Windows gave ROOT.
+    #[arg(long, value_name = "X:", default_value = "C:", value_parser = parse_letter)]
+    system_drive: char,
+    /// The control set whose queue is replayed: next (Select\Default), current, or a number.
+    #[arg(long, value_name = "next|current|N", default_value = "next", value_parser = parse_control_set)]
+    control_set: ControlSetChoice,
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    format: FormatArg,
+    /// Verdicts that make the exit status 1: a comma list, or `never`.
+    #[arg(
+        long,
+        value_name = "LIST|never",
+        default_value = "downgrade,overridden"
+    )]
+    fail_on: FailOn,
+    /// Do not apply the hive's transaction logs (they are not applied yet in any case).
+    #[arg(long)]
+    no_logs: bool,
+    /// Exit 0/1 on a dirty hive instead of 2.
+    #[arg(long)]
+    allow_dirty: bool,
+    /// What to hash with SHA-256.
+    #[arg(long, value_enum, default_value_t = HashArg::Hive)]
+    hash: HashArg,
+}
+
+#[derive(Args)]
+struct VersionArgs {
+    /// PE files (DLL, EXE, SYS, MUI...).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = VersionFormat::Table)]
+    format: VersionFormat,
+    /// Also print each file's SHA-256.
+    #[arg(long)]
+    sha256: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Table,
+    Json,
+    Jsonl,
+    Csv,
+    Yaml,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum VersionFormat {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum HashArg {
+    None,
+    Hive,
+    All,
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        if !nextboot::guard::is_containing() {
+            eprintln!("nextboot: internal error: {info}\nPlease report this with the command line that caused it.");
+        }
+    }));
+    let cli = match Cli::try_parse_from(std::env::args_os().collect::<Vec<OsString>>()) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() {
+                exit::NOT_EXAMINED
+            } else {
+                exit::CLEAN
+            });
+        }
+    };
+    let outcome = std::panic::catch_unwind(|| match cli.command {
+        Command::Check(args) => run_check(args),
+        Command::Version(args) => run_version(args),
+    });
+    ExitCode::from(outcome.unwrap_or(exit::NOT_EXAMINED))
+}
+
+fn run_check(args: CheckArgs) -> u8 {
+    let options = CheckOptions {
+        root: args.root,
+        hive: args.hive,
+        drives: args.drives,
+        system_drive: args.system_drive,
+        control_set: args.control_set,
+        hash: match args.hash {
+            HashArg::None => HashMode::None,
+            HashArg::Hive => HashMode::Hive,
+            HashArg::All => HashMode::All,
+        },
+    };
+    let _ = args.no_logs;
+    let report = match nextboot::check(&options) {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("{:?}", miette::Report::new(err));
+            return exit::NOT_EXAMINED;
+        }
+    };
+    let format = match args.format {
+        FormatArg::Table => Format::Table,
+        FormatArg::Json => Format::Json,
+        FormatArg::Jsonl => Format::Jsonl,
+        FormatArg::Csv => Format::Csv,
+        FormatArg::Yaml => Format::Yaml,
+    };
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    if let Err(err) = report::write(&report, format, style(), &mut out).and_then(|_| out.flush()) {
+        if err.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("nextboot: cannot write the report: {err}");
+            return exit::NOT_EXAMINED;
+        }
+    }
+    let status = report.exit_status(&args.fail_on, args.allow_dirty);
+    if report.hive.dirty && !args.allow_dirty {
+        eprintln!(
+            "nextboot: the hive is dirty (sequence numbers {} and {}) and its transaction logs were not applied; exit status 2. Use --allow-dirty to accept the answer from the primary file alone.",
+            report.hive.primary_sequence, report.hive.secondary_sequence
+        );
+    }
+    status
+}
+
+fn run_version(args: VersionArgs) -> u8 {
+    let entries: Vec<_> = args
+        .files
+        .iter()
+        .map(|path| nextboot::version::examine(path, args.sha256))
+        .collect();
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let written = match args.format {
+        VersionFormat::Table => report::write_versions_table(&entries, style(), &mut out),
+        VersionFormat::Json => report::write_versions_json(&entries, &mut out),
+    };
+    if let Err(err) = written.and_then(|_| out.flush()) {
+        if err.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("nextboot: cannot write the report: {err}");
+            return exit::NOT_EXAMINED;
+        }
+    }
+    let unreadable = entries.iter().any(|e| {
+        e.error
+            .as_deref()
+            .is_some_and(|m| m.starts_with("cannot read"))
+    });
+    if unreadable {
+        exit::NOT_EXAMINED
+    } else {
+        exit::CLEAN
+    }
+}
+
+/// Colour only on a terminal, never with NO_COLOR set.
+fn style() -> Style {
+    Style {
+        color: io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    }
+}
+
+fn parse_letter(text: &str) -> Result<char, String> {
+    let mut chars = text.chars();
+    match (chars.next(), chars.next(), chars.next()) {
+        (Some(letter), Some(':') | None, None) if letter.is_ascii_alphabetic() => {
+            Ok(letter.to_ascii_uppercase())
+        }
+        _ => Err(format!("`{text}` is not a drive letter like C:")),
+    }
+}
+
+fn parse_drive(text: &str) -> Result<(char, PathBuf), String> {
+    let (letter, dir) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not X:=DIR"))?;
+    if dir.is_empty() {
+        return Err(format!("`{text}` names no directory after ="));
+    }
+    Ok((parse_letter(letter)?, PathBuf::from(dir)))
+}
+
+fn parse_control_set(text: &str) -> Result<ControlSetChoice, String> {
+    match text {
+        "next" => Ok(ControlSetChoice::Next),
+        "current" => Ok(ControlSetChoice::Current),
+        n => n
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| n > 0 && n < 1000)
+            .map(ControlSetChoice::Number)
+            .ok_or_else(|| {
+                format!("`{text}` is not next, current or a control set number (1 to 999)")
+            }),
+    }
+}

@@ -1,0 +1,338 @@
+//! Queue: the pending file operations, decoded from each source in boot order.
+//!
+//! Today the source is the registry (`PendingFileRenameOperations`, then `...2`). CBS
+//! `pending.xml` primitives will join as another [`QueueSource`] replayed after them; the
+//! [`Operation`] type already says where each operation came from.
+
+pub mod multi_sz;
+
+use serde::Serialize;
+
+use crate::hive::{type_name, RawValue};
+use crate::Finding;
+
+/// Where an operation was queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueSource {
+    /// `Session Manager\PendingFileRenameOperations[2]` in the SYSTEM hive.
+    Registry,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Rename,
+    Delete,
+}
+
+/// A path as the queue holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QueuePath {
+    /// The string exactly as stored, prefixes included.
+    pub stored: String,
+    /// The NT path after the `*N`, `!` and `@` prefixes.
+    pub path: String,
+    /// The character after a `*` prefix (`*1` -> `1`), if there was one.
+    pub star: Option<char>,
+    /// Raw UTF-16LE bytes (hex) when the stored string did not decode exactly.
+    pub raw_hex: Option<String>,
+}
+
+/// One operation smss will attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Operation {
+    /// Position in boot order, from 0.
+    pub index: usize,
+    pub queue: QueueSource,
+    /// The registry value the operation's source string is in.
+    pub value: String,
+    /// Index of the source string within that value (0-based, empty strings counted).
+    pub string_index: usize,
+    pub action: Action,
+    pub source: QueuePath,
+    /// `None` for a delete.
+    pub destination: Option<QueuePath>,
+    /// The destination had `!` (MOVEFILE_REPLACE_EXISTING) or `@`.
+    pub replace_existing: bool,
+    /// Anything odd about how this operation was stored.
+    pub notes: Vec<String>,
+}
+
+/// The decoded queue of one control set.
+#[derive(Clone, Debug, Default)]
+pub struct Queue {
+    pub operations: Vec<Operation>,
+    pub findings: Vec<Finding>,
+}
+
+/// Decodes the registry queue from the raw pending values, in smss order. Strings are paired
+/// across the values through one shared slot, as smss does: an odd count in the first value
+/// pairs its last string with the first string of the second. A final source with no partner
+/// is a delete.
+pub fn decode_registry(values: &[RawValue]) -> Queue {
+    let mut findings = Vec::new();
+    let mut strings = Vec::new();
+    for value in values {
+        if value.data_type != 7 {
+            findings.push(Finding::warning(
+                "queue-value-type",
+                format!(
+                    "{} is {}, not REG_MULTI_SZ; decoded as a multi-string list anyway, as smss does not check",
+                    value.name,
+                    type_name(value.data_type)
+                ),
+            ));
+        }
+        if value.bytes.is_empty() {
+            findings.push(Finding::info(
+                "queue-value-empty",
+                format!("{} is present but holds no data", value.name),
+            ));
+        }
+        let (decoded, layout) = multi_sz::split(&value.bytes);
+        let layout_notes = [
+            (
+                layout.odd_length,
+                "has an odd byte length; its last byte is ignored",
+            ),
+            (
+                layout.missing_terminator,
+                "does not end with a NUL; its last string is unterminated",
+            ),
+            (
+                layout.missing_list_terminator,
+                "ends with a single NUL; the list terminator is missing",
+            ),
+        ];
+        for (_, what) in layout_notes.iter().filter(|(present, _)| *present) {
+            findings.push(Finding::warning(
+                "queue-value-layout",
+                format!("{} ({} bytes) {what}", value.name, value.bytes.len()),
+            ));
+        }
+        strings.extend(
+            decoded
+                .into_iter()
+                .enumerate()
+                .map(|(index, string)| (value.name.as_str(), index, string)),
+        );
+    }
+
+    let mut operations = Vec::with_capacity(strings.len() / 2 + 1);
+    let mut iter = strings.into_iter();
+    while let Some((value, string_index, source)) = iter.next() {
+        let mut notes = Vec::new();
+        if source.unterminated {
+            notes.push("source string is unterminated".to_string());
+        }
+        let destination = match iter.next() {
+            Some((dest_value, _, dest)) => {
+                if dest_value != value {
+                    notes.push(format!("destination is the first string of {dest_value}"));
+                }
+                if dest.unterminated {
+                    notes.push("destination string is unterminated".to_string());
+                }
+                Some(dest)
+            }
+            None => {
+                notes.push("final source has no destination string: treated as a delete".into());
+                None
+            }
+        };
+        let index = operations.len();
+        let operation = match destination.filter(|d| !d.text.is_empty()) {
+            None => Operation {
+                index,
+                queue: QueueSource::Registry,
+                value: value.to_string(),
+                string_index,
+                action: Action::Delete,
+                source: parse_path(source.text, source.raw_hex, PathRole::DeleteSource).0,
+                destination: None,
+                replace_existing: false,
+                notes,
+            },
+            Some(dest) => {
+                let (destination, replace_existing) =
+                    parse_path(dest.text, dest.raw_hex, PathRole::Destination);
+                Operation {
+                    index,
+                    queue: QueueSource::Registry,
+                    value: value.to_string(),
+                    string_index,
+                    action: Action::Rename,
+                    source: parse_path(source.text, source.raw_hex, PathRole::RenameSource).0,
+                    destination: Some(destination),
+                    replace_existing,
+                    notes,
+                }
+            }
+        };
+        operations.push(operation);
+    }
+    for operation in &mut operations {
+        if operation.source.path.is_empty() {
+            operation.notes.push("source path is empty".into());
+        }
+    }
+    Queue {
+        operations,
+        findings,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PathRole {
+    RenameSource,
+    DeleteSource,
+    Destination,
+}
+
+/// Strips the prefixes smss understands: `*N` (a `*` and one character) first, then `!` or
+/// `@` on a destination (replace existing), or `@` on the source of a delete.
+fn parse_path(stored: String, raw_hex: Option<String>, role: PathRole) -> (QueuePath, bool) {
+    let mut rest = stored.as_str();
+    let mut star = None;
+    if let Some(after) = rest.strip_prefix('*') {
+        let mut chars = after.chars();
+        if let Some(c) = chars.next() {
+            star = Some(c);
+            rest = chars.as_str();
+        }
+    }
+    let marker = match role {
+        PathRole::Destination => rest.strip_prefix('!').or_else(|| rest.strip_prefix('@')),
+        PathRole::DeleteSource => rest.strip_prefix('@'),
+        PathRole::RenameSource => None,
+    };
+    let replace = role == PathRole::Destination && marker.is_some();
+    let path = marker.unwrap_or(rest).to_string();
+    let parsed = QueuePath {
+        stored,
+        path,
+        star,
+        raw_hex,
+    };
+    (parsed, replace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(name: &str, text: &str) -> RawValue {
+        RawValue {
+            name: name.into(),
+            data_type: 7,
+            bytes: text.encode_utf16().flat_map(|u| u.to_le_bytes()).collect(),
+        }
+    }
+
+    fn pfro(text: &str) -> RawValue {
+        value("PendingFileRenameOperations", text)
+    }
+
+    #[test]
+    fn renames_and_deletes_as_movefileex_writes_them() {
+        let queue = decode_registry(&[pfro(
+            "\\??\\C:\\a.tmp\0!\\??\\C:\\a.dll\0\\??\\C:\\old.log\0\0\\??\\C:\\b.tmp\0\\??\\C:\\b.dll\0\0",
+        )]);
+        let ops = &queue.operations;
+        assert_eq!(ops.len(), 3);
+        assert_eq!(ops[0].action, Action::Rename);
+        assert!(ops[0].replace_existing);
+        assert_eq!(ops[0].destination.as_ref().unwrap().path, "\\??\\C:\\a.dll");
+        assert_eq!(
+            ops[0].destination.as_ref().unwrap().stored,
+            "!\\??\\C:\\a.dll"
+        );
+        assert_eq!(ops[1].action, Action::Delete);
+        assert_eq!(ops[1].source.path, "\\??\\C:\\old.log");
+        assert_eq!(ops[1].string_index, 2);
+        assert!(!ops[2].replace_existing);
+        assert_eq!(ops[2].string_index, 4);
+        assert!(queue.findings.is_empty());
+    }
+
+    #[test]
+    fn trailing_delete_with_three_nuls() {
+        let queue = decode_registry(&[pfro("\\??\\C:\\x\0\0\0")]);
+        assert_eq!(queue.operations.len(), 1);
+        assert_eq!(queue.operations[0].action, Action::Delete);
+        assert!(queue.operations[0].notes.is_empty());
+    }
+
+    #[test]
+    fn star_and_at_prefixes() {
+        let queue = decode_registry(&[pfro(
+            "*1\\??\\C:\\s1\0*1!\\??\\C:\\d1\0\\??\\C:\\s2\0@\\??\\C:\\d2\0@\\??\\C:\\gone\0\0\0",
+        )]);
+        let ops = &queue.operations;
+        assert_eq!(ops[0].source.star, Some('1'));
+        assert_eq!(ops[0].source.path, "\\??\\C:\\s1");
+        assert_eq!(ops[0].destination.as_ref().unwrap().path, "\\??\\C:\\d1");
+        assert!(ops[0].replace_existing);
+        assert!(ops[1].replace_existing);
+        assert_eq!(ops[1].destination.as_ref().unwrap().path, "\\??\\C:\\d2");
+        assert_eq!(ops[2].action, Action::Delete);
+        assert_eq!(ops[2].source.path, "\\??\\C:\\gone");
+        assert_eq!(ops[2].source.stored, "@\\??\\C:\\gone");
+    }
+
+    #[test]
+    fn bang_inside_a_path_is_not_a_prefix() {
+        let queue = decode_registry(&[pfro("\\??\\C:\\s\0\\??\\C:\\d!x\0\0")]);
+        assert!(!queue.operations[0].replace_existing);
+    }
+
+    #[test]
+    fn odd_count_pairs_across_the_two_values() {
+        let queue = decode_registry(&[
+            pfro("\\??\\C:\\a\0!\\??\\C:\\b\0\\??\\C:\\c\0\0"),
+            value(
+                "PendingFileRenameOperations2",
+                "!\\??\\C:\\d\0\\??\\C:\\e\0\0\0",
+            ),
+        ]);
+        let ops = &queue.operations;
+        assert_eq!(ops.len(), 3);
+        assert_eq!(ops[1].value, "PendingFileRenameOperations");
+        assert_eq!(ops[1].destination.as_ref().unwrap().path, "\\??\\C:\\d");
+        assert!(ops[1].notes[0].contains("PendingFileRenameOperations2"));
+        assert_eq!(ops[2].value, "PendingFileRenameOperations2");
+        assert_eq!(ops[2].action, Action::Delete);
+        assert_eq!(ops.iter().map(|o| o.index).collect::<Vec<_>>(), [0, 1, 2]);
+    }
+
+    #[test]
+    fn unpaired_final_source_is_a_delete_with_a_note() {
+        let queue = decode_registry(&[pfro("\\??\\C:\\a\0\\??\\C:\\b\0\\??\\C:\\c\0\0")]);
+        assert_eq!(queue.operations.len(), 2);
+        assert_eq!(queue.operations[1].action, Action::Delete);
+        assert!(queue.operations[1].notes[0].contains("no destination"));
+    }
+
+    #[test]
+    fn odd_values_are_findings_not_failures() {
+        let mut odd = pfro("\\??\\C:\\a\0\\??\\C:\\b\0\0");
+        odd.bytes.push(0);
+        odd.data_type = 1;
+        let queue = decode_registry(&[odd]);
+        assert_eq!(queue.operations.len(), 1);
+        let codes: Vec<&str> = queue.findings.iter().map(|f| f.code).collect();
+        assert_eq!(codes, ["queue-value-type", "queue-value-layout"]);
+    }
+
+    #[test]
+    fn empty_and_all_nul_values_hold_nothing() {
+        let empty = RawValue {
+            name: "PendingFileRenameOperations".into(),
+            data_type: 7,
+            bytes: Vec::new(),
+        };
+        assert!(decode_registry(&[empty]).operations.is_empty());
+        assert!(decode_registry(&[pfro("\0\0")]).operations.is_empty());
+    }
+}

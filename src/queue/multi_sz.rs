@@ -1,0 +1,157 @@
+//! Splitting REG_MULTI_SZ bytes into strings the way smss sees them.
+//!
+//! Decoded from the raw value bytes, bounded by the value's data length, because the usual
+//! readers lose empty strings (nt-hive's `multi_string_data()` and notatin stop at the first
+//! one, regipy drops them all), and an empty string here is a delete.
+//!
+//! The split follows the RTL routine smss uses: strings run to each NUL, and the final NUL of
+//! the value is the list terminator, not a string. So `a\0b\0\0` is `a`, `b`; `src\0\0\0` (a
+//! delete as MoveFileEx writes it) is `src`, ``; `a\0\0` is `a`. A value of nothing but NULs
+//! holds no strings.
+
+/// One string of a multi-string value, with the raw UTF-16 units kept when they do not decode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WideString {
+    /// Decoded text; unpaired surrogates become U+FFFD.
+    pub text: String,
+    /// Index of the string's first UTF-16 unit in the value.
+    pub unit_offset: usize,
+    /// The raw units, hex-encoded little-endian, when `text` is not an exact decoding.
+    pub raw_hex: Option<String>,
+    /// The string ran to the end of the data without a NUL.
+    pub unterminated: bool,
+}
+
+/// Oddities of a value's layout that do not stop decoding.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// The byte length is odd: the last byte belongs to no UTF-16 unit and is ignored.
+    pub odd_length: bool,
+    /// The data does not end with a NUL (the last string is unterminated).
+    pub missing_terminator: bool,
+    /// The data ends with one NUL only: the list terminator is missing.
+    pub missing_list_terminator: bool,
+}
+
+pub fn split(bytes: &[u8]) -> (Vec<WideString>, Layout) {
+    let mut layout = Layout {
+        odd_length: bytes.len() % 2 == 1,
+        ..Layout::default()
+    };
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
+        .collect();
+    if units.iter().all(|&unit| unit == 0) {
+        return (Vec::new(), layout);
+    }
+    let end = if units.last() == Some(&0) {
+        units.len() - 1
+    } else {
+        layout.missing_terminator = true;
+        units.len()
+    };
+    if !layout.missing_terminator && units.len() >= 2 && units[units.len() - 2] != 0 {
+        layout.missing_list_terminator = true;
+    }
+
+    let mut strings = Vec::new();
+    let mut start = 0;
+    while start < end {
+        let nul = units[start..].iter().position(|&unit| unit == 0);
+        let stop = nul.map_or(units.len(), |n| start + n);
+        strings.push(decode(&units[start..stop], start, nul.is_none()));
+        start = stop + 1;
+    }
+    (strings, layout)
+}
+
+fn decode(units: &[u16], unit_offset: usize, unterminated: bool) -> WideString {
+    match String::from_utf16(units) {
+        Ok(text) => WideString {
+            text,
+            unit_offset,
+            raw_hex: None,
+            unterminated,
+        },
+        Err(_) => WideString {
+            text: String::from_utf16_lossy(units),
+            unit_offset,
+            raw_hex: Some(
+                units
+                    .iter()
+                    .flat_map(|unit| unit.to_le_bytes())
+                    .map(|byte| format!("{byte:02x}"))
+                    .collect(),
+            ),
+            unterminated,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wide(text: &str) -> Vec<u8> {
+        text.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
+    }
+
+    fn texts(bytes: &[u8]) -> Vec<String> {
+        split(bytes).0.into_iter().map(|s| s.text).collect()
+    }
+
+    #[test]
+    fn final_nul_is_the_list_terminator() {
+        assert_eq!(texts(&wide("a\0b\0\0")), ["a", "b"]);
+        assert_eq!(texts(&wide("src\0\0\0")), ["src", ""]);
+        assert_eq!(texts(&wide("a\0\0")), ["a"]);
+        assert!(texts(&wide("\0\0")).is_empty());
+        assert!(texts(b"").is_empty());
+    }
+
+    #[test]
+    fn empty_strings_inside_the_list_are_kept() {
+        assert_eq!(
+            texts(&wide("del1\0\0src\0!dst\0del2\0\0\0")),
+            ["del1", "", "src", "!dst", "del2", ""]
+        );
+    }
+
+    #[test]
+    fn missing_terminators_are_reported_not_fatal() {
+        let (strings, layout) = split(&wide("a\0b"));
+        assert_eq!(strings.len(), 2);
+        assert!(strings[1].unterminated);
+        assert!(layout.missing_terminator);
+        let (strings, layout) = split(&wide("a\0"));
+        assert_eq!(strings.len(), 1);
+        assert!(layout.missing_list_terminator);
+    }
+
+    #[test]
+    fn odd_length_ignores_the_last_byte() {
+        let mut bytes = wide("ab\0\0");
+        bytes.push(0x41);
+        let (strings, layout) = split(&bytes);
+        assert!(layout.odd_length);
+        assert_eq!(strings[0].text, "ab");
+    }
+
+    #[test]
+    fn unpaired_surrogates_keep_raw_bytes() {
+        let mut bytes = wide("x");
+        bytes.extend_from_slice(&0xd800u16.to_le_bytes());
+        bytes.extend_from_slice(&wide("y\0\0"));
+        let (strings, _) = split(&bytes);
+        assert_eq!(strings[0].text, "x\u{fffd}y");
+        assert_eq!(strings[0].raw_hex.as_deref(), Some("780000d87900"));
+    }
+
+    #[test]
+    fn unit_offsets_point_at_each_string() {
+        let (strings, _) = split(&wide("ab\0\0cd\0\0"));
+        let offsets: Vec<usize> = strings.iter().map(|s| s.unit_offset).collect();
+        assert_eq!(offsets, [0, 3, 4]);
+    }
+}

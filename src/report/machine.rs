@@ -1,0 +1,84 @@
+//! Formats for programs: JSON, JSON lines, CSV, YAML.
+
+use std::io::{self, Write};
+
+use super::Report;
+
+pub fn write_json(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report)?;
+    writeln!(out)
+}
+
+/// One operation object per line, no envelope.
+pub fn write_jsonl(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    for operation in &report.operations {
+        serde_json::to_writer(&mut *out, operation)?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// The CSV header; fixed, so that spreadsheets and timeline tools can rely on the columns.
+pub const CSV_HEADER: [&str; 14] = [
+    "index",
+    "value",
+    "action",
+    "source",
+    "destination",
+    "replace_existing",
+    "source_version",
+    "target_version",
+    "verdict",
+    "reason",
+    "source_path",
+    "target_path",
+    "source_file_version_string",
+    "target_file_version_string",
+];
+
+/// One row per operation (RFC 4180 quoting).
+pub fn write_csv(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(CSV_HEADER)?;
+    let text = |v: Option<String>| v.unwrap_or_default();
+    for op in &report.operations {
+        writer.write_record([
+            op.index.to_string(),
+            op.value.clone(),
+            serde_plain(&op.action),
+            op.source.clone(),
+            text(op.destination.clone()),
+            op.replace_existing.to_string(),
+            text(op.source_version.map(|v| v.to_string())),
+            text(op.target_version.map(|v| v.to_string())),
+            op.verdict.to_string(),
+            op.reason.clone(),
+            text(op.source_file.as_ref().map(|f| f.path.clone())),
+            text(op.target_file.as_ref().map(|f| f.path.clone())),
+            text(
+                op.source_file
+                    .as_ref()
+                    .and_then(|f| f.file_version_string.clone()),
+            ),
+            text(
+                op.target_file
+                    .as_ref()
+                    .and_then(|f| f.file_version_string.clone()),
+            ),
+        ])?;
+    }
+    writer.flush()
+}
+
+pub fn write_yaml(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    let text = serde_saphyr::to_string(report).map_err(io::Error::other)?;
+    out.write_all(text.as_bytes())
+}
+
+fn serde_plain<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}

@@ -1,0 +1,202 @@
+//! The human-readable report: one block per operation, the findings first in the reader's eye.
+
+use std::io::{self, Write};
+
+use super::Report;
+use crate::boot::{FileFacts, Verdict};
+use crate::queue::Action;
+use crate::Severity;
+
+/// Presentation options of the table.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Style {
+    /// ANSI colours (only for a terminal, never with NO_COLOR).
+    pub color: bool,
+}
+
+impl Style {
+    pub(super) fn paint(self, text: &str, code: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn verdict(self, verdict: Verdict) -> String {
+        let word = format!("{:<12}", verdict.as_str().to_uppercase());
+        let code = match verdict {
+            Verdict::Downgrade | Verdict::Overridden => "1;31",
+            Verdict::Unresolved | Verdict::Unversioned => "33",
+            Verdict::Upgrade | Verdict::NewFile | Verdict::SameVersion => "32",
+            _ => "2",
+        };
+        self.paint(&word, code)
+    }
+}
+
+pub fn write_table(report: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
+    let hive = &report.hive;
+    writeln!(
+        out,
+        "{} {}: pending file operations of the next boot",
+        report.tool.name, report.tool.version
+    )?;
+    writeln!(out)?;
+    writeln!(out, "Hive         {}", hive.path)?;
+    let state = if hive.dirty {
+        style.paint("DIRTY", "1;33")
+    } else {
+        "clean".to_string()
+    };
+    let mut line = format!(
+        "             {state} (sequence {}/{}, regf {})",
+        hive.primary_sequence, hive.secondary_sequence, hive.format_version
+    );
+    if let Some(sha) = &hive.sha256 {
+        line.push_str(&format!(", sha256 {sha}"));
+    }
+    writeln!(out, "{line}")?;
+    let cs = &report.control_set;
+    let show = |v: Option<u32>| v.map_or("-".to_string(), |n| n.to_string());
+    writeln!(
+        out,
+        "Control set  ControlSet{:03} ({}; Select: Default {}, Current {}, LastKnownGood {})",
+        cs.used,
+        match cs.chosen_by {
+            "next" => "the set the next boot uses",
+            "current" => "the set the last boot used",
+            _ => "chosen on the command line",
+        },
+        show(cs.default),
+        show(cs.current),
+        show(cs.last_known_good)
+    )?;
+    if report.volumes.is_empty() {
+        writeln!(
+            out,
+            "Volumes      none given: files are not examined (give ROOT or --drive)"
+        )?;
+    }
+    for (i, volume) in report.volumes.iter().enumerate() {
+        let label = if i == 0 { "Volumes" } else { "" };
+        writeln!(out, "{label:<12} {} {}", volume.drive, volume.path)?;
+    }
+    for other in &report.other_control_sets {
+        let relation = if other.same_as_used {
+            "the same queue as the set used"
+        } else {
+            "a different queue, not replayed"
+        };
+        writeln!(
+            out,
+            "             ControlSet{:03} holds {} operation{}: {relation}",
+            other.control_set,
+            other.operations,
+            plural(other.operations)
+        )?;
+    }
+
+    if !report.findings.is_empty() {
+        writeln!(out)?;
+        for finding in &report.findings {
+            let label = match finding.severity {
+                Severity::Warning => style.paint("warning", "33"),
+                Severity::Info => "note".to_string(),
+            };
+            writeln!(out, "{label}: {}", finding.message)?;
+        }
+    }
+
+    writeln!(out)?;
+    if report.operations.is_empty() {
+        writeln!(out, "No pending file operations in this control set.")?;
+    }
+    for op in &report.operations {
+        let mut action = match op.action {
+            Action::Rename if op.replace_existing => "rename, replace existing".to_string(),
+            Action::Rename => "rename".to_string(),
+            Action::Delete => "delete".to_string(),
+        };
+        action.push_str(&format!("  ({} #{})", op.value, op.string_index));
+        writeln!(
+            out,
+            "#{:<4} {} {action}",
+            op.index,
+            style.verdict(op.verdict)
+        )?;
+        let version = |facts: &Option<FileFacts>| match facts {
+            Some(f) => match (&f.file_version, &f.unversioned_reason) {
+                (Some(v), _) => v.to_string(),
+                (None, Some(why)) => format!("unversioned: {why}"),
+                (None, None) => "unversioned".to_string(),
+            },
+            None => String::new(),
+        };
+        writeln!(out, "      from  {}", op.source)?;
+        if op.source_file.is_some() {
+            writeln!(out, "            {}", version(&op.source_file))?;
+        }
+        if let Some(dest) = &op.destination {
+            writeln!(out, "      to    {dest}")?;
+            if op.target_file.is_some() {
+                writeln!(out, "            on disk: {}", version(&op.target_file))?;
+            }
+        }
+        writeln!(out, "      why   {}", op.reason)?;
+        for note in &op.notes {
+            writeln!(out, "      note  {note}")?;
+        }
+    }
+
+    writeln!(out)?;
+    let summary = &report.summary;
+    let mut parts = Vec::new();
+    for verdict in Verdict::ALL {
+        let count = summary.count(verdict);
+        if count > 0 {
+            parts.push(format!("{count} {}", verdict.as_str()));
+        }
+    }
+    writeln!(
+        out,
+        "{} operation{}{}{}",
+        summary.operations,
+        plural(summary.operations),
+        if parts.is_empty() { "" } else { ": " },
+        parts.join(", ")
+    )?;
+    let bad = summary.count(Verdict::Downgrade) + summary.count(Verdict::Overridden);
+    if bad > 0 {
+        writeln!(
+            out,
+            "{}",
+            style.paint(
+                &format!(
+                    "{bad} operation{} would downgrade a file or lose a queued fix",
+                    plural(bad)
+                ),
+                "1;31"
+            )
+        )?;
+    }
+    if hive.dirty {
+        writeln!(
+            out,
+            "{}",
+            style.paint(
+                "The hive is dirty and its transaction logs were not applied: this answer may miss recent writes.",
+                "1;33"
+            )
+        )?;
+    }
+    Ok(())
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}

@@ -1,0 +1,293 @@
+//! Version: the version resource of a PE file.
+//!
+//! pelite finds the `RT_VERSION` resource (PE32 and PE32+). The `VS_VERSIONINFO` block itself
+//! is read by [`version_info`], not by pelite's walker: that walker panics on malformed blocks
+//! (found by fuzzing), and its `VS_VERSION` ordering compares the minor part before the major.
+//! Versions here compare as (major, minor, build, revision), as SetupAPI does.
+
+mod version_info;
+
+use std::fmt;
+use std::str::FromStr;
+
+use pelite::resources::{FindError, Name};
+use pelite::{PeFile, Wrap};
+use serde::{Serialize, Serializer};
+
+pub use version_info::{parse_version_info, VersionResource};
+
+/// A four-part binary version from `VS_FIXEDFILEINFO`. Ordering is numeric, part by part,
+/// major first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileVersion {
+    pub major: u16,
+    pub minor: u16,
+    pub build: u16,
+    pub revision: u16,
+}
+
+impl FileVersion {
+    pub fn from_ms_ls(ms: u32, ls: u32) -> FileVersion {
+        FileVersion {
+            major: (ms >> 16) as u16,
+            minor: ms as u16,
+            build: (ls >> 16) as u16,
+            revision: ls as u16,
+        }
+    }
+}
+
+impl fmt::Display for FileVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{}.{}.{}",
+            self.major, self.minor, self.build, self.revision
+        )
+    }
+}
+
+impl FromStr for FileVersion {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<FileVersion, String> {
+        let parts: Vec<u16> = text
+            .split('.')
+            .map(|part| part.trim().parse::<u16>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| {
+                format!("`{text}` is not a version of the form a.b.c.d (each 0 to 65535)")
+            })?;
+        let [major, minor, build, revision] = parts[..] else {
+            return Err(format!("`{text}` does not have four parts (a.b.c.d)"));
+        };
+        Ok(FileVersion {
+            major,
+            minor,
+            build,
+            revision,
+        })
+    }
+}
+
+impl Serialize for FileVersion {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum PeFormat {
+    #[serde(rename = "PE32")]
+    Pe32,
+    #[serde(rename = "PE32+")]
+    Pe32Plus,
+}
+
+impl fmt::Display for PeFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PeFormat::Pe32 => "PE32",
+            PeFormat::Pe32Plus => "PE32+",
+        })
+    }
+}
+
+/// What a PE file says about its version. `resource` is `None` for a valid PE without a
+/// version resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeVersion {
+    pub format: PeFormat,
+    pub resource: Option<VersionResource>,
+}
+
+impl PeVersion {
+    /// The binary file version, the one that is compared.
+    pub fn file_version(&self) -> Option<FileVersion> {
+        self.resource.as_ref().and_then(|r| r.file_version)
+    }
+
+    /// Why there is no comparable version, if there is none.
+    pub fn unversioned_reason(&self) -> Option<String> {
+        match &self.resource {
+            None => Some("no version resource".into()),
+            Some(resource) if resource.file_version.is_none() => Some(
+                resource
+                    .problem
+                    .clone()
+                    .unwrap_or_else(|| "the version resource has no VS_FIXEDFILEINFO".into()),
+            ),
+            Some(_) => None,
+        }
+    }
+}
+
+/// Why a file's version could not be read at all.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VersionError {
+    #[error("not a PE file: {0}")]
+    NotPe(String),
+    #[error("malformed PE resources: {0}")]
+    Malformed(String),
+}
+
+/// Reads the version of a PE image held in `bytes` (which must be 4-byte aligned, as a
+/// mapping is). Touches only the headers and the pages of the version resource.
+pub fn read_pe_version(bytes: &[u8]) -> Result<PeVersion, VersionError> {
+    crate::guard::contain(|| read_unguarded(bytes)).unwrap_or_else(|panic| {
+        Err(VersionError::Malformed(format!(
+            "PE parser failed: {panic}"
+        )))
+    })
+}
+
+fn read_unguarded(bytes: &[u8]) -> Result<PeVersion, VersionError> {
+    if bytes.as_ptr() as usize % 4 != 0 {
+        return Err(VersionError::Malformed(
+            "internal: image buffer is not 4-byte aligned".into(),
+        ));
+    }
+    if !bytes.starts_with(b"MZ") {
+        return Err(VersionError::NotPe("no MZ signature".into()));
+    }
+    let file = PeFile::from_bytes(bytes).map_err(|err| VersionError::NotPe(err.to_string()))?;
+    let format = match file {
+        Wrap::T32(_) => PeFormat::Pe32,
+        Wrap::T64(_) => PeFormat::Pe32Plus,
+    };
+    let resources = match file.resources() {
+        Ok(resources) => resources,
+        // No resource directory at all: a valid PE without a version.
+        Err(pelite::Error::Null) => {
+            return Ok(PeVersion {
+                format,
+                resource: None,
+            })
+        }
+        Err(err) => return Err(VersionError::Malformed(err.to_string())),
+    };
+    // The version resource is RT_VERSION, normally with id 1; take the first name and the
+    // first language, as GetFileVersionInfo does when the user's language is not present.
+    let malformed = |err: &dyn fmt::Display| VersionError::Malformed(err.to_string());
+    let root = resources.root().map_err(|e| malformed(&e))?;
+    let dir = match root.get_dir(Name::VERSION) {
+        Ok(dir) => dir,
+        Err(FindError::NotFound) => {
+            return Ok(PeVersion {
+                format,
+                resource: None,
+            })
+        }
+        Err(err) => return Err(malformed(&err)),
+    };
+    let bytes = dir
+        .first_dir()
+        .and_then(|names| names.first_data())
+        .and_then(|entry| Ok(entry.bytes()?))
+        .map_err(|e| malformed(&format_args!("version resource: {e}")))?;
+    Ok(PeVersion {
+        format,
+        resource: Some(parse_version_info(bytes)),
+    })
+}
+
+/// The version facts of one file, for `nextboot version`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VersionEntry {
+    pub path: String,
+    pub file_version: Option<FileVersion>,
+    pub product_version: Option<FileVersion>,
+    pub file_version_string: Option<String>,
+    pub product_version_string: Option<String>,
+    pub string_table: Option<String>,
+    pub pe_format: Option<PeFormat>,
+    pub size: Option<u64>,
+    pub sha256: Option<String>,
+    /// Why the file has no comparable version, when it is a readable PE without one.
+    pub unversioned_reason: Option<String>,
+    /// Why the file could not be read as a PE at all.
+    pub error: Option<String>,
+}
+
+/// Reads one file's version resource. Never fails: problems are in `error`.
+pub fn examine(path: &std::path::Path, hash: bool) -> VersionEntry {
+    let mut entry = VersionEntry {
+        path: path.display().to_string(),
+        file_version: None,
+        product_version: None,
+        file_version_string: None,
+        product_version_string: None,
+        string_table: None,
+        pe_format: None,
+        size: None,
+        sha256: None,
+        unversioned_reason: None,
+        error: None,
+    };
+    let evidence = match crate::evidence::Evidence::open(path) {
+        Ok(evidence) => evidence,
+        Err(err) => {
+            entry.error = Some(format!("cannot read the file: {err}"));
+            return entry;
+        }
+    };
+    entry.size = Some(evidence.len() as u64);
+    if hash {
+        entry.sha256 = Some(evidence.sha256());
+    }
+    match read_pe_version(&evidence) {
+        Ok(pe) => {
+            entry.pe_format = Some(pe.format);
+            entry.unversioned_reason = pe.unversioned_reason();
+            if let Some(resource) = pe.resource {
+                entry.file_version = resource.file_version;
+                entry.product_version = resource.product_version;
+                entry.file_version_string = resource.file_version_string;
+                entry.product_version_string = resource.product_version_string;
+                entry.string_table = resource.string_table;
+            }
+        }
+        Err(err) => entry.error = Some(err.to_string()),
+    }
+    entry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_order_major_first() {
+        let new: FileVersion = "10.0.19041.1".parse().unwrap();
+        let old: FileVersion = "6.3.9600.20000".parse().unwrap();
+        assert!(new > old);
+        assert!("5.0.2195.7".parse::<FileVersion>().unwrap() > "5.0.2195.6".parse().unwrap());
+        assert!("1.10.0.0".parse::<FileVersion>().unwrap() > "1.9.0.0".parse().unwrap());
+    }
+
+    #[test]
+    fn ms_ls_split() {
+        let v = FileVersion::from_ms_ls(0x000a_0000, 0x4a61_0001);
+        assert_eq!(v.to_string(), "10.0.19041.1");
+    }
+
+    #[test]
+    fn parse_rejects_non_versions() {
+        assert!("1.2.3".parse::<FileVersion>().is_err());
+        assert!("1.2.3.65536".parse::<FileVersion>().is_err());
+        assert!("a.b.c.d".parse::<FileVersion>().is_err());
+    }
+
+    #[test]
+    fn non_pe_input_is_an_error_not_a_panic() {
+        let zeros = crate::evidence::Evidence::from_vec("zeros".into(), vec![0; 256]);
+        assert!(matches!(
+            read_pe_version(&zeros),
+            Err(VersionError::NotPe(_))
+        ));
+        let mut bytes = vec![0; 256];
+        bytes[..2].copy_from_slice(b"MZ");
+        let mz = crate::evidence::Evidence::from_vec("mz".into(), bytes);
+        assert!(read_pe_version(&mz).is_err());
+    }
+}
