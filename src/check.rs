@@ -177,7 +177,8 @@ pub fn check(options: &CheckOptions) -> Result<Report, CheckError> {
         .map(|set| OtherControlSet {
             control_set: set.control_set,
             operations: queue::decode_registry(&set.pending).operations.len(),
-            same_as_used: set.pending == session.pending,
+            same_as_used: set.damage.is_none() && set.pending == session.pending,
+            damage: set.damage.clone(),
             values: set
                 .pending
                 .iter()

@@ -59,14 +59,21 @@ impl SystemHive {
                 present: self.present_sets(),
             });
         };
-        if self.control_set(number).is_none() {
-            return Err(HiveError::MissingControlSet {
+        match self.control_set(number) {
+            None => Err(HiveError::MissingControlSet {
                 field,
                 number,
                 present: self.present_sets(),
-            });
+            }),
+            Some(set) => match &set.damage {
+                Some(damage) => Err(HiveError::ControlSetDamaged {
+                    number,
+                    damage: damage.clone(),
+                    present: self.present_sets(),
+                }),
+                None => Ok(number),
+            },
         }
-        Ok(number)
     }
 }
 

@@ -94,6 +94,17 @@ pub enum HiveError {
     )]
     ReaderFailed { message: String },
 
+    #[error("ControlSet{number:03}, the set to replay, cannot be read: {damage}")]
+    #[diagnostic(
+        code(nextboot::hive::control_set_damaged),
+        help("choose another control set with --control-set N (sets present: {present})")
+    )]
+    ControlSetDamaged {
+        number: u32,
+        damage: String,
+        present: String,
+    },
+
     #[error("the hive has no control set: no key named ControlSetNNN under its root")]
     #[diagnostic(
         code(nextboot::hive::no_control_set),
@@ -136,6 +147,8 @@ pub struct SessionManager {
     pub key_found: bool,
     /// Present pending values, in smss order (`PendingFileRenameOperations` first).
     pub pending: Vec<RawValue>,
+    /// Why the control set could not be read, when it could not.
+    pub damage: Option<String>,
 }
 
 /// The parts of an offline SYSTEM hive that decide what the next boot does to files.
@@ -217,7 +230,22 @@ impl SystemHive {
                 let Some(number) = control_set::parse_name(&name) else {
                     continue;
                 };
-                control_sets.push(read_session_manager(&key, number)?);
+                // A damaged control set is a finding; only the one replayed must be readable.
+                let read = crate::guard::contain(|| read_session_manager(&key, number))
+                    .unwrap_or_else(|message| Err(HiveError::ReaderFailed { message }));
+                control_sets.push(read.unwrap_or_else(|err| {
+                    let damage = error_chain(&err);
+                    findings.push(Finding::warning(
+                        "control-set-damaged",
+                        format!("ControlSet{number:03} cannot be read: {damage}"),
+                    ));
+                    SessionManager {
+                        control_set: number,
+                        key_found: false,
+                        pending: Vec::new(),
+                        damage: Some(damage),
+                    }
+                }));
             }
         }
         control_sets.sort_by_key(|set| set.control_set);
@@ -265,6 +293,7 @@ fn read_session_manager(
             control_set: number,
             key_found: false,
             pending: Vec::new(),
+            damage: None,
         });
     };
     let mut pending = Vec::new();
@@ -292,7 +321,23 @@ fn read_session_manager(
         control_set: number,
         key_found: true,
         pending,
+        damage: None,
     })
+}
+
+/// An error and its sources on one line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        source = inner.source();
+    }
+    text
 }
 
 fn structure(what: &str) -> impl Fn(NtHiveError) -> HiveError + '_ {

@@ -94,6 +94,8 @@ pub struct OtherControlSet {
     pub operations: usize,
     /// Its pending values are byte-identical to those of the set used.
     pub same_as_used: bool,
+    /// Why the set could not be read, when it could not.
+    pub damage: Option<String>,
     /// Value names and sizes in bytes.
     pub values: Vec<ValueSize>,
 }

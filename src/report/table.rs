@@ -83,6 +83,14 @@ pub fn write_table(report: &Report, style: Style, out: &mut dyn Write) -> io::Re
         writeln!(out, "{label:<12} {} {}", volume.drive, volume.path)?;
     }
     for other in &report.other_control_sets {
+        if other.damage.is_some() {
+            writeln!(
+                out,
+                "             ControlSet{:03} cannot be read (see the warning below)",
+                other.control_set
+            )?;
+            continue;
+        }
         let relation = if other.same_as_used {
             "the same queue as the set used"
         } else {
