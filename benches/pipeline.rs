@@ -1,1 +1,122 @@
-fn main() {}
+//! Criterion benchmarks of each stage on generated inputs. The full comparison against other
+//! tools is `benches/compare.sh` (issue 6).
+
+#[path = "../tests/support/regf.rs"]
+mod regf;
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+use nextboot::boot::{replay, ReplayOptions};
+use nextboot::evidence::Evidence;
+use nextboot::hive::{RawValue, SystemHive};
+use nextboot::queue::decode_registry;
+use nextboot::volume::{DirVolume, Volumes};
+
+const SIZES: [usize; 2] = [1_000, 10_000];
+
+fn queue_value(operations: usize) -> Vec<u8> {
+    let mut text = String::new();
+    for i in 0..operations {
+        text.push_str(&format!(
+            "\\??\\C:\\Windows\\WinSxS\\Temp\\PendingRenames\\{i:06}.dll\0!\\??\\C:\\Windows\\System32\\d{}\\f{i:06}.dll\0",
+            i % 100
+        ));
+    }
+    text.push('\0');
+    text.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
+}
+
+fn hive_with_queue(operations: usize) -> Vec<u8> {
+    let mut writer = regf::HiveWriter::new("ROOT");
+    for name in ["Current", "Default", "LastKnownGood"] {
+        writer.value("Select", name, regf::REG_DWORD, &regf::dword(1));
+    }
+    writer.value(
+        "ControlSet001\\Control\\Session Manager",
+        "PendingFileRenameOperations",
+        regf::REG_MULTI_SZ,
+        &queue_value(operations),
+    );
+    writer.to_bytes()
+}
+
+fn hive_and_queue(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hive_open_and_queue_decode");
+    for size in SIZES {
+        let hive = Evidence::from_vec("SYSTEM".into(), hive_with_queue(size));
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(size), &hive, |b, hive| {
+            b.iter(|| {
+                let system = SystemHive::read(hive).unwrap();
+                decode_registry(&system.control_sets[0].pending)
+                    .operations
+                    .len()
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("queue_decode");
+    for size in SIZES {
+        let value = [RawValue {
+            name: "PendingFileRenameOperations".into(),
+            data_type: 7,
+            bytes: queue_value(size),
+        }];
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(size), &value, |b, value| {
+            b.iter(|| decode_registry(black_box(value)).operations.len())
+        });
+    }
+    group.finish();
+}
+
+fn version_read(c: &mut Criterion) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/pe/bin/file_v8.dll");
+    let evidence = Evidence::open(&path).unwrap();
+    c.bench_function("version_read", |b| {
+        b.iter(|| nextboot::version::read_pe_version(black_box(&evidence)).unwrap())
+    });
+}
+
+/// A volume with `size` staged files and `size` targets in 100 directories, and the queue
+/// that moves each staged file over its target.
+fn replay_bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("resolve_and_replay");
+    group.sample_size(10);
+    let fixture =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/pe/bin/file_v8.dll"))
+            .unwrap();
+    let size = 1_000;
+    let dir = tempfile::tempdir().unwrap();
+    let staging = dir.path().join("Windows/WinSxS/Temp/PendingRenames");
+    std::fs::create_dir_all(&staging).unwrap();
+    for i in 0..size {
+        let target_dir = dir.path().join(format!("Windows/System32/d{}", i % 100));
+        std::fs::create_dir_all(&target_dir).unwrap();
+        std::fs::write(staging.join(format!("{i:06}.dll")), &fixture).unwrap();
+        std::fs::write(target_dir.join(format!("f{i:06}.dll")), &fixture).unwrap();
+    }
+    let queue = decode_registry(&[RawValue {
+        name: "PendingFileRenameOperations".into(),
+        data_type: 7,
+        bytes: queue_value(size),
+    }]);
+    group.throughput(Throughput::Elements(size as u64));
+    group.bench_function(BenchmarkId::from_parameter(size), |b| {
+        b.iter(|| {
+            let mut volumes = Volumes::new();
+            volumes.mount('C', Box::new(DirVolume::new(dir.path())));
+            replay(&queue.operations, &volumes, ReplayOptions::default())
+                .outcomes
+                .len()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, hive_and_queue, version_read, replay_bench);
+criterion_main!(benches);
