@@ -57,11 +57,21 @@ fn json_has_the_contract_fields() {
 fn jsonl_is_one_operation_per_line() {
     let (status, text) = demo("jsonl");
     assert_eq!(status, 1);
-    let lines: Vec<Value> = text
+    let mut lines: Vec<Value> = text
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
     let report = json_report();
+    for line in &mut lines {
+        let object = line.as_object_mut().unwrap();
+        // Each line carries its context, so that it stands alone in a timeline.
+        assert_eq!(object.remove("hive_dirty"), Some(Value::Bool(false)));
+        assert_eq!(object.remove("control_set"), Some(Value::from(1)));
+        assert_eq!(
+            object.remove("hive_path").as_ref(),
+            Some(&report["hive"]["path"])
+        );
+    }
     assert_eq!(Value::Array(lines), report["operations"]);
 }
 

@@ -9,17 +9,32 @@ pub fn write_json(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out)
 }
 
-/// One operation object per line, no envelope.
+/// One operation object per line, no envelope. Each line stands alone in a timeline, so it
+/// also carries the context it needs: the hive, whether it was dirty, the control set used.
 pub fn write_jsonl(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    #[derive(serde::Serialize)]
+    struct Line<'r> {
+        #[serde(flatten)]
+        operation: &'r super::OperationReport,
+        hive_path: &'r str,
+        hive_dirty: bool,
+        control_set: u32,
+    }
     for operation in &report.operations {
-        serde_json::to_writer(&mut *out, operation)?;
+        let line = Line {
+            operation,
+            hive_path: &report.hive.path,
+            hive_dirty: report.hive.dirty,
+            control_set: report.control_set.used,
+        };
+        serde_json::to_writer(&mut *out, &line)?;
         writeln!(out)?;
     }
     Ok(())
 }
 
 /// The CSV header; fixed, so that spreadsheets and timeline tools can rely on the columns.
-pub const CSV_HEADER: [&str; 14] = [
+pub const CSV_HEADER: [&str; 16] = [
     "index",
     "value",
     "action",
@@ -34,6 +49,8 @@ pub const CSV_HEADER: [&str; 14] = [
     "target_path",
     "source_file_version_string",
     "target_file_version_string",
+    "hive_dirty",
+    "control_set",
 ];
 
 /// One row per operation (RFC 4180 quoting).
@@ -65,6 +82,8 @@ pub fn write_csv(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                     .as_ref()
                     .and_then(|f| f.file_version_string.clone()),
             ),
+            report.hive.dirty.to_string(),
+            report.control_set.used.to_string(),
         ])?;
     }
     writer.flush()
