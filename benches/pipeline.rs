@@ -108,8 +108,8 @@ fn replay_bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(size as u64));
     group.bench_function(BenchmarkId::from_parameter(size), |b| {
         b.iter(|| {
-            let mut volumes = Volumes::new();
-            volumes.mount('C', Box::new(DirVolume::new(dir.path())));
+            let mut volumes = Volumes::new('C');
+            volumes.add_drive('C', Box::new(DirVolume::new(dir.path())));
             replay(&queue.operations, &volumes, ReplayOptions::default())
                 .outcomes
                 .len()
@@ -118,5 +118,65 @@ fn replay_bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hive_and_queue, version_read, replay_bench);
+/// Path resolution for 100,000 queue paths over 100,000 files in 300 directories, spelled in
+/// upper case as Windows writes them: each directory is listed once.
+fn resolution(c: &mut Criterion) {
+    let mut group = c.benchmark_group("path_resolution");
+    group.sample_size(10);
+    let dirs = 300;
+    let files = 100_000;
+    let volume = tempfile::tempdir().unwrap();
+    for d in 0..dirs {
+        std::fs::create_dir_all(
+            volume
+                .path()
+                .join(format!("Windows/WinSxS/Component{d:03}")),
+        )
+        .unwrap();
+    }
+    let mut paths = Vec::with_capacity(files);
+    for i in 0..files {
+        let d = i % dirs;
+        std::fs::write(
+            volume
+                .path()
+                .join(format!("Windows/WinSxS/Component{d:03}/file{i:06}.dll")),
+            b"",
+        )
+        .unwrap();
+        paths.push(format!(
+            "\\??\\C:\\WINDOWS\\WINSXS\\COMPONENT{d:03}\\FILE{i:06}.DLL"
+        ));
+    }
+    let mount = |path: &Path| {
+        let mut volumes = Volumes::new('C');
+        volumes.add_drive('C', Box::new(DirVolume::new(path)));
+        volumes
+    };
+    let volumes = mount(volume.path());
+    for path in &paths {
+        assert!(volumes.resolve(path).unwrap().entry.is_some());
+    }
+    eprintln!(
+        "path_resolution: {} paths, {} directory listings read",
+        paths.len(),
+        volumes.listings_read()
+    );
+    group.throughput(Throughput::Elements(files as u64));
+    group.bench_function(BenchmarkId::from_parameter(files), |b| {
+        b.iter(|| {
+            let volumes = mount(volume.path());
+            paths.iter().filter(|p| volumes.resolve(p).is_ok()).count()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    hive_and_queue,
+    version_read,
+    replay_bench,
+    resolution
+);
 criterion_main!(benches);

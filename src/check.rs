@@ -1,5 +1,6 @@
 //! `check`: the whole pipeline, from the inputs the user named to a [`Report`].
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use miette::Diagnostic;
@@ -7,11 +8,11 @@ use thiserror::Error;
 
 use crate::boot::{self, ReplayOptions};
 use crate::evidence::Evidence;
-use crate::hive::{ControlSetChoice, HiveError, SystemHive};
+use crate::hive::{ControlSetChoice, HiveError, MountedDevice, SystemHive};
 use crate::queue;
 use crate::report::{
-    ControlSetSection, HiveSection, OperationReport, OtherControlSet, Report, Summary, Tool,
-    ValueSize, VolumeSection,
+    ControlSetSection, HiveSection, MountedDeviceSection, OperationReport, OtherControlSet, Report,
+    Summary, Tool, ValueSize, VolumeSection,
 };
 use crate::volume::{fold, DirVolume, EntryKind, PathKey, Volumes};
 
@@ -35,6 +36,8 @@ pub struct CheckOptions {
     pub hive: Option<PathBuf>,
     /// Further volumes: drive letter and directory.
     pub drives: Vec<(char, PathBuf)>,
+    /// Volumes by `\Device\HarddiskVolumeN` number and directory.
+    pub devices: Vec<(u32, PathBuf)>,
     /// The letter Windows gave `root`.
     pub system_drive: char,
     pub control_set: ControlSetChoice,
@@ -47,6 +50,7 @@ impl Default for CheckOptions {
             root: None,
             hive: None,
             drives: Vec::new(),
+            devices: Vec::new(),
             system_drive: 'C',
             control_set: ControlSetChoice::Next,
             hash: HashMode::Hive,
@@ -103,7 +107,7 @@ pub enum CheckError {
 /// Runs the pipeline. Problems with single files end up in the report; only inputs that
 /// cannot be examined at all are errors.
 pub fn check(options: &CheckOptions) -> Result<Report, CheckError> {
-    let volumes = mount_volumes(options)?;
+    let mut volumes = mount_volumes(options)?;
     let hive_path = match (&options.hive, &options.root) {
         (Some(hive), _) => hive.clone(),
         (None, Some(root)) => find_hive(&volumes, options.system_drive, root)?,
@@ -123,6 +127,8 @@ pub fn check(options: &CheckOptions) -> Result<Report, CheckError> {
         .map_err(invalid)?;
 
     let mut findings = system.findings.clone();
+    volumes.set_volume_guids(volume_letters(&system.mounted_devices));
+    let windows_directory = volumes.find_windows_dir();
     let session = system
         .control_set(used)
         .expect("choose_control_set returns a present set");
@@ -220,11 +226,18 @@ pub fn check(options: &CheckOptions) -> Result<Report, CheckError> {
             failed: select.failed,
             present: system.control_sets.iter().map(|s| s.control_set).collect(),
         },
-        volumes: volumes
-            .drives()
-            .map(|(drive, path)| VolumeSection {
-                drive: format!("{drive}:"),
-                path,
+        volumes: volume_sections(&volumes, &system.mounted_devices),
+        windows_directory,
+        mounted_devices: system
+            .mounted_devices
+            .iter()
+            .map(|device| MountedDeviceSection {
+                name: device.name.clone(),
+                volume: device.volume.clone(),
+                mapped_to: device
+                    .drive_letter()
+                    .and_then(|letter| volumes.drives().find(|(d, _)| *d == letter))
+                    .map(|(_, path)| path),
             })
             .collect(),
         summary: Summary::of(&operations),
@@ -236,7 +249,7 @@ pub fn check(options: &CheckOptions) -> Result<Report, CheckError> {
 }
 
 fn mount_volumes(options: &CheckOptions) -> Result<Volumes, CheckError> {
-    let mut volumes = Volumes::new();
+    let mut volumes = Volumes::new(options.system_drive);
     let mut add = |drive: char, dir: &Path, what: String| {
         if !dir.is_dir() {
             return Err(CheckError::NotADirectory {
@@ -244,7 +257,7 @@ fn mount_volumes(options: &CheckOptions) -> Result<Volumes, CheckError> {
                 path: dir.display().to_string(),
             });
         }
-        volumes.mount(drive, Box::new(DirVolume::new(dir)));
+        volumes.add_drive(drive, Box::new(DirVolume::new(dir)));
         Ok(())
     };
     if let Some(root) = &options.root {
@@ -253,7 +266,54 @@ fn mount_volumes(options: &CheckOptions) -> Result<Volumes, CheckError> {
     for (drive, dir) in &options.drives {
         add(*drive, dir, format!("the volume for {drive}:"))?;
     }
+    for (number, dir) in &options.devices {
+        if !dir.is_dir() {
+            return Err(CheckError::NotADirectory {
+                what: format!("the volume for \\Device\\HarddiskVolume{number}"),
+                path: dir.display().to_string(),
+            });
+        }
+        volumes.add_device(*number, Box::new(DirVolume::new(dir)));
+    }
     Ok(volumes)
+}
+
+/// Volume GUID -> drive letter: the GUID and the letter name the same volume in MountedDevices.
+fn volume_letters(devices: &[MountedDevice]) -> HashMap<String, char> {
+    let mut map = HashMap::new();
+    for device in devices {
+        let Some(guid) = device.volume_guid() else {
+            continue;
+        };
+        if let Some(letter) = devices
+            .iter()
+            .find(|d| d.volume == device.volume && d.drive_letter().is_some())
+            .and_then(MountedDevice::drive_letter)
+        {
+            map.insert(guid, letter);
+        }
+    }
+    map
+}
+
+fn volume_sections(volumes: &Volumes, devices: &[MountedDevice]) -> Vec<VolumeSection> {
+    let mut sections: Vec<VolumeSection> = volumes
+        .drives()
+        .map(|(drive, path)| VolumeSection {
+            name: format!("{drive}:"),
+            path,
+            mounted_device: devices
+                .iter()
+                .find(|d| d.drive_letter() == Some(drive))
+                .map(|d| d.volume.clone()),
+        })
+        .collect();
+    sections.extend(volumes.devices().map(|(number, path)| VolumeSection {
+        name: format!("\\Device\\HarddiskVolume{number}"),
+        path,
+        mounted_device: None,
+    }));
+    sections
 }
 
 /// `ROOT/Windows/System32/config/SYSTEM`, each component matched case-insensitively through

@@ -38,6 +38,9 @@ struct CheckArgs {
     /// Another volume of the image: drive letter and directory (repeatable).
     #[arg(long = "drive", value_name = "X:=DIR", value_parser = parse_drive)]
     drives: Vec<(char, PathBuf)>,
+    /// A volume for `\Device\HarddiskVolumeN` paths: number and directory (repeatable).
+    #[arg(long = "device", value_name = "N=DIR", value_parser = parse_device)]
+    devices: Vec<(u32, PathBuf)>,
     /// The drive letter Windows gave ROOT.
     #[arg(long, value_name = "X:", default_value = "C:", value_parser = parse_letter)]
     system_drive: char,
@@ -127,6 +130,7 @@ fn run_check(args: CheckArgs) -> u8 {
         root: args.root,
         hive: args.hive,
         drives: args.drives,
+        devices: args.devices,
         system_drive: args.system_drive,
         control_set: args.control_set,
         hash: match args.hash {
@@ -222,6 +226,19 @@ fn parse_drive(text: &str) -> Result<(char, PathBuf), String> {
         return Err(format!("`{text}` names no directory after ="));
     }
     Ok((parse_letter(letter)?, PathBuf::from(dir)))
+}
+
+fn parse_device(text: &str) -> Result<(u32, PathBuf), String> {
+    let (number, dir) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not N=DIR"))?;
+    let number = number
+        .parse::<u32>()
+        .map_err(|_| format!("`{number}` is not a volume number (the N of HarddiskVolumeN)"))?;
+    if dir.is_empty() {
+        return Err(format!("`{text}` names no directory after ="));
+    }
+    Ok((number, PathBuf::from(dir)))
 }
 
 fn parse_control_set(text: &str) -> Result<ControlSetChoice, String> {

@@ -130,12 +130,6 @@ impl<'v> View<'v> {
         let Some(entry) = self.volumes.stat(key)? else {
             return Ok(None);
         };
-        if entry.kind == EntryKind::Link {
-            return Err(Unresolved(format!(
-                "{} is a symbolic link or junction; links are not followed",
-                self.volumes.display(key.mount, &entry.names)
-            )));
-        }
         let id = self.contents.len();
         self.contents.push(Content {
             origin: key.clone(),
@@ -312,16 +306,16 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
         let mut touched = Vec::new();
         match (&step, operation.action) {
             (Step::Applied { destination, .. }, _) => {
-                if let Ok((_, source)) = volumes.locate(&operation.source.path) {
-                    touched.push((source, operation.source.path.clone()));
+                if let Ok(source) = volumes.resolve(&operation.source.path) {
+                    touched.push((source.key, operation.source.path.clone()));
                 }
                 if let Some(dest) = &operation.destination {
                     touched.push((destination.clone(), dest.path.clone()));
                 }
             }
             (Step::Decided(Verdict::Delete, _), Action::Delete) => {
-                if let Ok((_, source)) = volumes.locate(&operation.source.path) {
-                    touched.push((source, operation.source.path.clone()));
+                if let Ok(source) = volumes.resolve(&operation.source.path) {
+                    touched.push((source.key, operation.source.path.clone()));
                 }
             }
             _ => {}
@@ -410,9 +404,9 @@ fn replay_one(
     superseded_by: &mut [Option<usize>],
     overwritten: &mut HashMap<PathKey, Vec<ContentId>>,
 ) -> Result<Step, Unresolved> {
-    let (_, source) = view.volumes.locate(&operation.source.path)?;
+    let source = view.volumes.resolve(&operation.source.path)?.key;
     let destination = match &operation.destination {
-        Some(dest) => Some(view.volumes.locate(&dest.path)?.1),
+        Some(dest) => Some(view.volumes.resolve(&dest.path)?.key),
         None => None,
     };
     if let Some(dest) = &destination {

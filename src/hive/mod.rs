@@ -7,9 +7,11 @@
 
 mod base_block;
 mod control_set;
+mod mounted_devices;
 
 pub use base_block::{checksum, BaseBlock, BASE_BLOCK_SIZE};
 pub use control_set::{ControlSetChoice, Select};
+pub use mounted_devices::{MountedDevice, VolumeIdentity};
 
 use miette::Diagnostic;
 use nt_hive::{Hive, KeyNode, KeyValueDataType, NtHiveError};
@@ -158,6 +160,8 @@ pub struct SystemHive {
     pub select: Option<Select>,
     /// Every `ControlSetNNN` under the root, ascending.
     pub control_sets: Vec<SessionManager>,
+    /// `MountedDevices`: drive letters and volume GUIDs with their volumes.
+    pub mounted_devices: Vec<MountedDevice>,
     pub findings: Vec<Finding>,
 }
 
@@ -219,6 +223,22 @@ impl SystemHive {
             None => None,
         };
 
+        let mut mounted_devices = Vec::new();
+        match root.subkey("MountedDevices").transpose() {
+            Ok(None) => {}
+            Ok(Some(key)) => match mounted_devices::read(&key) {
+                Ok(devices) => mounted_devices = devices,
+                Err(err) => findings.push(Finding::warning(
+                    "mounted-devices-damaged",
+                    format!("MountedDevices cannot be read: {err}"),
+                )),
+            },
+            Err(err) => findings.push(Finding::warning(
+                "mounted-devices-damaged",
+                format!("MountedDevices cannot be read: {err}"),
+            )),
+        }
+
         let mut control_sets = Vec::new();
         if let Some(subkeys) = root.subkeys() {
             for key in subkeys.map_err(structure("the root key's subkeys"))? {
@@ -256,6 +276,7 @@ impl SystemHive {
             base,
             select,
             control_sets,
+            mounted_devices,
             findings,
         })
     }

@@ -17,6 +17,7 @@ pub use table::{write_table, Style};
 pub use versions::{write_versions_json, write_versions_table};
 
 use crate::boot::{FileChange, FileFacts, Verdict};
+use crate::hive::VolumeIdentity;
 use crate::queue::{Action, QueueSource};
 use crate::version::FileVersion;
 use crate::Finding;
@@ -26,8 +27,13 @@ pub struct Report {
     pub tool: Tool,
     pub hive: HiveSection,
     pub control_set: ControlSetSection,
-    /// Drive letters and what they were mapped to; empty with `--hive` alone.
+    /// Drive letters (and device numbers) and what they were mapped to; empty with `--hive`
+    /// alone.
     pub volumes: Vec<VolumeSection>,
+    /// The Windows directory on the system drive, as spelled on disk (`\SystemRoot`).
+    pub windows_directory: Option<String>,
+    /// `SYSTEM\MountedDevices`: each letter's and GUID's volume, and where it is mapped now.
+    pub mounted_devices: Vec<MountedDeviceSection>,
     /// The queue of the control set used, in boot order.
     pub operations: Vec<OperationReport>,
     pub summary: Summary,
@@ -84,8 +90,19 @@ pub struct ControlSetSection {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct VolumeSection {
-    pub drive: String,
+    /// `C:` or `\Device\HarddiskVolumeN`.
+    pub name: String,
     pub path: String,
+    /// What MountedDevices says this letter was, to judge whether the mapping is plausible.
+    pub mounted_device: Option<VolumeIdentity>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MountedDeviceSection {
+    pub name: String,
+    pub volume: VolumeIdentity,
+    /// The directory this letter is mapped to in this run, if any.
+    pub mapped_to: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

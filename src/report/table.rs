@@ -80,7 +80,11 @@ pub fn write_table(report: &Report, style: Style, out: &mut dyn Write) -> io::Re
     }
     for (i, volume) in report.volumes.iter().enumerate() {
         let label = if i == 0 { "Volumes" } else { "" };
-        writeln!(out, "{label:<12} {} {}", volume.drive, volume.path)?;
+        let was = match &volume.mounted_device {
+            Some(identity) => format!("  (MountedDevices: {identity})"),
+            None => String::new(),
+        };
+        writeln!(out, "{label:<12} {} {}{was}", volume.name, volume.path)?;
     }
     for other in &report.other_control_sets {
         if other.damage.is_some() {

@@ -1,24 +1,29 @@
 //! Volume: from an NT path in the queue to a file on the volumes the user named.
 //!
-//! Two layers. A [`Volume`] is file access for one drive, whatever holds it (today a directory:
-//! a mount or a copy of the image; later an NTFS image read directly); it lists a directory and
-//! opens a file, by the names it has on disk. [`Volumes`] maps drive letters onto volumes and
-//! resolves each path component the way Windows does (case-insensitively), one directory
-//! listing at a time, with every listing read once and cached.
+//! Two layers. A [`Volume`] is file access for one volume, whatever holds it (today a host
+//! directory: a mount or a copy of the image; later an NTFS image read directly): list a
+//! directory, open a file, read a link, know short names, by on-disk names relative to the
+//! volume root. [`Volumes`] maps drive letters, device numbers, volume GUIDs and `\SystemRoot`
+//! onto volumes, and resolves each path component the way Windows does: case-insensitively,
+//! 8.3 short names included, one directory listing at a time, each listing read once.
 //!
-//! Containment: `.` and `..` are refused, and a symbolic link or junction is never followed,
-//! so nothing outside the roots the user named is ever opened.
+//! Containment: `.` and `..` components are refused, and links (symbolic links, junctions) are
+//! followed only inside their volume: a target is taken relative to the link's folder, or to
+//! the volume root when absolute, and can never climb above the root. Nothing outside the roots
+//! the user named is opened.
 
 mod dir;
 mod nt_path;
+mod short_name;
 
 pub use dir::DirVolume;
-pub use nt_path::{parse_nt_path, DrivePath};
+pub use nt_path::{parse_nt_path, Anchor, NtPath};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::evidence::Evidence;
 
@@ -26,7 +31,7 @@ use crate::evidence::Evidence;
 pub enum EntryKind {
     File,
     Directory,
-    /// A symbolic link or junction (ntfs-3g shows junctions as symlinks): never followed.
+    /// A symbolic link or junction (ntfs-3g shows junctions as symbolic links).
     Link,
     Other,
 }
@@ -41,20 +46,21 @@ pub struct DirEntry {
 pub trait Volume: Send + Sync {
     fn list(&self, dir: &[OsString]) -> io::Result<Vec<DirEntry>>;
     fn open(&self, file: &[OsString]) -> io::Result<Evidence>;
+    /// The target of a link, as stored.
+    fn read_link(&self, link: &[OsString]) -> io::Result<PathBuf>;
+    /// The 8.3 short names the file system recorded for the entries of `dir`, in listing
+    /// order, or `None` when this volume cannot tell (then they are derived).
+    fn short_names(&self, dir: &[OsString], entries: &[DirEntry]) -> Option<Vec<Option<String>>>;
     /// How to show a path of this volume to the user (a host path for a directory volume).
     fn display(&self, path: &[OsString]) -> String;
+    /// Where the volume sits on the host, if it is a host directory: absolute link targets
+    /// under it are taken as pointing into the volume.
+    fn host_root(&self) -> Option<&Path>;
 }
 
-/// A path that names something on one of the mapped volumes, in Windows' terms: the drive
-/// and the components as the queue spelled them, plus their case-folded form, which is the
-/// identity of the file (two spellings of one file fold to the same key).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Location {
-    pub drive: char,
-    pub components: Vec<String>,
-}
-
-/// The identity of a path on the mapped volumes: mount index and folded components.
+/// The identity of a path on the mapped volumes: mount index and case-folded on-disk names
+/// (for the part that exists; the requested names, folded, for the rest). Two spellings of one
+/// file, through different case, short names or links, have the same key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PathKey {
     pub mount: usize,
@@ -86,42 +92,93 @@ pub struct DiskEntry {
     pub kind: EntryKind,
 }
 
+/// A queue path mapped onto a volume.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub key: PathKey,
+    /// What is there on disk, when the whole path exists.
+    pub entry: Option<DiskEntry>,
+}
+
 /// Why a path cannot be mapped onto the given volumes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unresolved(pub String);
 
-struct Mount {
-    drive: char,
-    volume: Box<dyn Volume>,
-}
-
 struct Listing {
     entries: Vec<DirEntry>,
     by_folded: HashMap<String, Vec<usize>>,
+    /// Folded short name -> entry, when the volume records short names; filled on first need.
+    short: OnceLock<Option<HashMap<String, usize>>>,
 }
 
 /// Directory listings by mount and on-disk directory path.
 type ListingCache = HashMap<(usize, Vec<OsString>), Arc<Listing>>;
 
-/// The image's volumes by drive letter, with cached, case-insensitive lookups.
+/// Links followed while resolving one path, at most (Windows allows 63 reparse hops).
+const MAX_LINK_HOPS: usize = 32;
+
+/// The image's volumes, with cached, case-insensitive lookups.
 pub struct Volumes {
-    mounts: Vec<Mount>,
+    mounts: Vec<Box<dyn Volume>>,
+    drives: Vec<(char, usize)>,
+    devices: Vec<(u32, usize)>,
+    system_drive: char,
+    /// On-disk names of the Windows directory on the system drive.
+    windows_dir: Option<Vec<OsString>>,
+    /// Volume GUID (upper case, no braces) -> drive letter, from MountedDevices.
+    volume_guids: HashMap<String, char>,
     listings: Mutex<ListingCache>,
 }
 
 impl Volumes {
-    pub fn new() -> Volumes {
+    /// No volumes yet; `system_drive` is the letter `\SystemRoot` lives on.
+    pub fn new(system_drive: char) -> Volumes {
         Volumes {
             mounts: Vec::new(),
+            drives: Vec::new(),
+            devices: Vec::new(),
+            system_drive: system_drive.to_ascii_uppercase(),
+            windows_dir: None,
+            volume_guids: HashMap::new(),
             listings: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Adds a volume for a drive letter (a later mapping of the same letter replaces it).
-    pub fn mount(&mut self, drive: char, volume: Box<dyn Volume>) {
+    /// Maps a drive letter to a volume (a later mapping of the same letter replaces it).
+    pub fn add_drive(&mut self, drive: char, volume: Box<dyn Volume>) {
         let drive = drive.to_ascii_uppercase();
-        self.mounts.retain(|m| m.drive != drive);
-        self.mounts.push(Mount { drive, volume });
+        let mount = self.add_mount(volume);
+        self.drives.retain(|(d, _)| *d != drive);
+        self.drives.push((drive, mount));
+    }
+
+    /// Maps `\Device\HarddiskVolumeN` to a volume.
+    pub fn add_device(&mut self, number: u32, volume: Box<dyn Volume>) {
+        let mount = self.add_mount(volume);
+        self.devices.retain(|(n, _)| *n != number);
+        self.devices.push((number, mount));
+    }
+
+    /// One mount per host directory, so that one file reached through two names (a letter and
+    /// a device number) is one file in the replay.
+    fn add_mount(&mut self, volume: Box<dyn Volume>) -> usize {
+        let identity = |v: &dyn Volume| v.host_root().and_then(|p| p.canonicalize().ok());
+        if let Some(id) = identity(volume.as_ref()) {
+            if let Some(existing) = self
+                .mounts
+                .iter()
+                .position(|m| identity(m.as_ref()).as_ref() == Some(&id))
+            {
+                return existing;
+            }
+        }
+        self.mounts.push(volume);
+        self.mounts.len() - 1
+    }
+
+    /// Volume GUID -> drive letter, as the image's MountedDevices recorded them.
+    pub fn set_volume_guids(&mut self, guids: HashMap<String, char>) {
+        self.volume_guids = guids;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -130,71 +187,290 @@ impl Volumes {
 
     pub fn mount_index(&self, drive: char) -> Option<usize> {
         let drive = drive.to_ascii_uppercase();
-        self.mounts.iter().position(|m| m.drive == drive)
+        self.drives
+            .iter()
+            .find(|(d, _)| *d == drive)
+            .map(|&(_, m)| m)
     }
 
+    /// Drive letters and where they are, in the order given.
     pub fn drives(&self) -> impl Iterator<Item = (char, String)> + '_ {
-        self.mounts.iter().map(|m| (m.drive, m.volume.display(&[])))
+        self.drives
+            .iter()
+            .map(|&(d, m)| (d, self.mounts[m].display(&[])))
     }
 
-    /// Maps an NT path (prefixes already stripped) onto a mounted volume, without touching
-    /// the disk.
-    pub fn locate(&self, nt_path: &str) -> Result<(Location, PathKey), Unresolved> {
-        let DrivePath { drive, components } = parse_nt_path(nt_path)?;
-        let Some(mount) = self.mount_index(drive) else {
-            return Err(Unresolved(format!(
-                "drive {drive}: is not mapped to a volume (use ROOT, --system-drive or --drive {drive}:=DIR)"
-            )));
-        };
-        let folded = components.iter().map(|c| fold(c)).collect();
-        Ok((Location { drive, components }, PathKey { mount, folded }))
+    /// Device numbers and where they are.
+    pub fn devices(&self) -> impl Iterator<Item = (u32, String)> + '_ {
+        self.devices
+            .iter()
+            .map(|&(n, m)| (n, self.mounts[m].display(&[])))
     }
 
-    /// What the disk holds at `key` before the boot: `Ok(None)` when nothing is there.
-    /// Looking through a link, or at a name that exists in two spellings differing only by
-    /// case, is `Unresolved`: the tool does not guess.
-    pub fn stat(&self, key: &PathKey) -> Result<Option<DiskEntry>, Unresolved> {
-        let mut names: Vec<OsString> = Vec::with_capacity(key.folded.len());
-        let mut kind = EntryKind::Directory;
-        for (depth, component) in key.folded.iter().enumerate() {
-            if kind != EntryKind::Directory {
-                // A file where a directory was needed: the path does not exist.
-                return Ok(None);
-            }
-            let listing = match self.listing(key.mount, &names) {
-                Ok(listing) => listing,
-                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(err) => {
-                    return Err(Unresolved(format!(
-                        "cannot list {}: {err}",
-                        self.mounts[key.mount].volume.display(&names)
-                    )))
+    /// Finds the Windows directory on the system drive (`Windows`, or `WINNT` on old systems,
+    /// any case): the one that holds `System32\config`. Returns how it is spelled on disk.
+    pub fn find_windows_dir(&mut self) -> Option<String> {
+        let mount = self.mount_index(self.system_drive)?;
+        for candidate in ["Windows", "WINNT"] {
+            let key = PathKey {
+                mount,
+                folded: [candidate, "System32", "config"].map(fold).to_vec(),
+            };
+            if let Ok(Some(entry)) = self.stat(&key) {
+                if entry.kind == EntryKind::Directory {
+                    let name = entry.names[0].clone();
+                    self.windows_dir = Some(vec![name.clone()]);
+                    return Some(name.to_string_lossy().into_owned());
                 }
+            }
+        }
+        None
+    }
+
+    /// Maps an NT path (queue prefixes already stripped) onto a volume and finds what is there.
+    pub fn resolve(&self, nt_path: &str) -> Result<Resolved, Unresolved> {
+        let NtPath { anchor, components } = parse_nt_path(nt_path)?;
+        let (mount, prefix) = match anchor {
+            Anchor::Drive(drive) => (self.drive_mount(drive)?, Vec::new()),
+            Anchor::SystemRoot => {
+                let mount = self.drive_mount(self.system_drive).map_err(|_| {
+                    Unresolved(format!(
+                        "\\SystemRoot is on the system drive {}:, which is not mapped (give ROOT)",
+                        self.system_drive
+                    ))
+                })?;
+                let windows = self.windows_dir.clone().ok_or_else(|| {
+                    Unresolved(
+                        "\\SystemRoot: no Windows directory (Windows\\System32\\config) on the system drive"
+                            .into(),
+                    )
+                })?;
+                let windows = windows.iter().map(|n| n.to_string_lossy().into_owned());
+                (mount, windows.collect())
+            }
+            Anchor::VolumeGuid(guid) => {
+                let Some(&drive) = self.volume_guids.get(&guid) else {
+                    return Err(Unresolved(format!(
+                        "volume {{{guid}}} has no drive letter in MountedDevices"
+                    )));
+                };
+                let mount = self.drive_mount(drive).map_err(|_| {
+                    Unresolved(format!(
+                        "volume {{{guid}}} is drive {drive}: in MountedDevices, which is not mapped (use --drive {drive}:=DIR)"
+                    ))
+                })?;
+                (mount, Vec::new())
+            }
+            Anchor::Device(number) => {
+                let Some(&(_, mount)) = self.devices.iter().find(|(n, _)| *n == number) else {
+                    return Err(Unresolved(format!(
+                        "\\Device\\HarddiskVolume{number} is not mapped (use --device {number}=DIR)"
+                    )));
+                };
+                (mount, Vec::new())
+            }
+        };
+        let mut all = prefix;
+        all.extend(components);
+        self.walk(mount, all)
+    }
+
+    fn drive_mount(&self, drive: char) -> Result<usize, Unresolved> {
+        self.mount_index(drive).ok_or_else(|| {
+            Unresolved(format!(
+                "drive {drive}: is not mapped to a volume (use ROOT, --system-drive or --drive {drive}:=DIR)"
+            ))
+        })
+    }
+
+    /// Resolves components one at a time from the root of `mount`.
+    fn walk(&self, mount: usize, components: Vec<String>) -> Result<Resolved, Unresolved> {
+        let mut pending: VecDeque<String> = components.into();
+        let mut names: Vec<OsString> = Vec::new();
+        let mut folded: Vec<String> = Vec::new();
+        let mut kind = EntryKind::Directory;
+        let mut exists = true;
+        let mut hops = 0;
+        while let Some(component) = pending.pop_front() {
+            if !exists || kind != EntryKind::Directory {
+                // Below something missing, or below a file: does not exist.
+                exists = false;
+                folded.push(fold(&component));
+                continue;
+            }
+            let listing = match self.listing(mount, &names) {
+                Ok(listing) => listing,
+                Err(err) => return Err(self.cannot_list(mount, &names, &err)),
             };
-            let Some(matches) = listing.by_folded.get(component) else {
-                return Ok(None);
+            let Some(index) = self.match_component(mount, &names, &listing, &component)? else {
+                exists = false;
+                folded.push(fold(&component));
+                continue;
             };
-            if matches.len() > 1 {
-                let spellings: Vec<String> = matches
+            let entry = &listing.entries[index];
+            if entry.kind == EntryKind::Link {
+                hops += 1;
+                if hops > MAX_LINK_HOPS {
+                    return Err(Unresolved(format!(
+                        "more than {MAX_LINK_HOPS} links on the way (a link loop?)"
+                    )));
+                }
+                let mut link = names.clone();
+                link.push(entry.name.clone());
+                let target = self.mounts[mount].read_link(&link).map_err(|err| {
+                    Unresolved(format!(
+                        "cannot read the link {}: {err}",
+                        self.mounts[mount].display(&link)
+                    ))
+                })?;
+                let restart = self.link_target(mount, &names, &link, &target)?;
+                pending = restart.into_iter().chain(pending).collect();
+                names.clear();
+                folded.clear();
+                kind = EntryKind::Directory;
+                continue;
+            }
+            names.push(entry.name.clone());
+            folded.push(fold(&entry.name.to_string_lossy()));
+            kind = entry.kind;
+        }
+        Ok(Resolved {
+            key: PathKey { mount, folded },
+            entry: exists.then_some(DiskEntry { names, kind }),
+        })
+    }
+
+    /// Finds `component` in a listing: by case-folded name, else as an 8.3 short name.
+    fn match_component(
+        &self,
+        mount: usize,
+        dir: &[OsString],
+        listing: &Listing,
+        component: &str,
+    ) -> Result<Option<usize>, Unresolved> {
+        let where_ = || self.mounts[mount].display(dir);
+        match listing.by_folded.get(&fold(component)).map(Vec::as_slice) {
+            Some([one]) => return Ok(Some(*one)),
+            Some(several) if several.len() > 1 => {
+                let spellings: Vec<String> = several
                     .iter()
                     .map(|&i| listing.entries[i].name.to_string_lossy().into_owned())
                     .collect();
                 return Err(Unresolved(format!(
                     "{} names in {} differ only by case ({}); Windows would see one file, this mount has several",
-                    matches.len(),
-                    self.mounts[key.mount].volume.display(&names),
+                    several.len(),
+                    where_(),
                     spellings.join(", ")
                 )));
             }
-            let entry = &listing.entries[matches[0]];
+            _ => {}
+        }
+        if !short_name::looks_generated(component) {
+            return Ok(None);
+        }
+        // Short names the file system recorded (ntfs-3g), else derived by Windows' rules.
+        let recorded = listing.short.get_or_init(|| {
+            self.mounts[mount]
+                .short_names(dir, &listing.entries)
+                .map(|shorts| {
+                    shorts
+                        .into_iter()
+                        .enumerate()
+                        .filter_map(|(i, s)| s.map(|s| (fold(&s), i)))
+                        .collect()
+                })
+        });
+        if let Some(recorded) = recorded {
+            return Ok(recorded.get(&fold(component)).copied());
+        }
+        let names: Vec<String> = listing
+            .entries
+            .iter()
+            .map(|e| e.name.to_string_lossy().into_owned())
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let found = short_name::candidates(component, &refs);
+        match found.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(refs.iter().position(|name| name == one)),
+            several => Err(Unresolved(format!(
+                "the short name {component} in {} could be any of: {} (the volume does not record short names here; creation order decides)",
+                where_(),
+                several.join(", ")
+            ))),
+        }
+    }
+
+    /// Where a link points, as components from the volume root: relative targets from the
+    /// link's folder, absolute ones from the volume root (or from the host directory of the
+    /// volume when they point into it). Never above the root.
+    fn link_target(
+        &self,
+        mount: usize,
+        parent: &[OsString],
+        link: &[OsString],
+        target: &Path,
+    ) -> Result<Vec<String>, Unresolved> {
+        let volume = &self.mounts[mount];
+        let outside = || {
+            Unresolved(format!(
+                "the link {} points outside its volume ({}); links are never followed out of a volume",
+                volume.display(link),
+                target.display()
+            ))
+        };
+        let (base, rest): (Vec<String>, &Path) = if target.is_absolute() {
+            let inside = volume
+                .host_root()
+                .and_then(|root| target.strip_prefix(root).ok());
+            (Vec::new(), inside.unwrap_or(target))
+        } else {
+            let base = parent
+                .iter()
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect();
+            (base, target)
+        };
+        let mut components = base;
+        for part in rest.components() {
+            match part {
+                Component::Normal(name) => components.push(name.to_string_lossy().into_owned()),
+                Component::ParentDir => {
+                    components.pop().ok_or_else(outside)?;
+                }
+                Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+            }
+        }
+        Ok(components)
+    }
+
+    fn cannot_list(&self, mount: usize, dir: &[OsString], err: &io::Error) -> Unresolved {
+        Unresolved(format!(
+            "cannot list {}: {err}",
+            self.mounts[mount].display(dir)
+        ))
+    }
+
+    /// What the disk holds at a key from [`Volumes::resolve`] (or built from one, such as its
+    /// parent or a child from [`Volumes::children`]): `Ok(None)` when nothing is there.
+    pub fn stat(&self, key: &PathKey) -> Result<Option<DiskEntry>, Unresolved> {
+        let mut names: Vec<OsString> = Vec::with_capacity(key.folded.len());
+        let mut kind = EntryKind::Directory;
+        for component in &key.folded {
+            if kind != EntryKind::Directory {
+                return Ok(None);
+            }
+            let listing = match self.listing(key.mount, &names) {
+                Ok(listing) => listing,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(err) => return Err(self.cannot_list(key.mount, &names, &err)),
+            };
+            let Some(index) = self.match_component(key.mount, &names, &listing, component)? else {
+                return Ok(None);
+            };
+            let entry = &listing.entries[index];
             names.push(entry.name.clone());
             kind = entry.kind;
-            if kind == EntryKind::Link && depth + 1 < key.folded.len() {
-                return Err(Unresolved(format!(
-                    "{} is a symbolic link or junction; links are not followed",
-                    self.mounts[key.mount].volume.display(&names)
-                )));
-            }
         }
         Ok(Some(DiskEntry { names, kind }))
     }
@@ -214,11 +490,11 @@ impl Volumes {
     }
 
     pub fn open(&self, mount: usize, entry: &DiskEntry) -> io::Result<Evidence> {
-        self.mounts[mount].volume.open(&entry.names)
+        self.mounts[mount].open(&entry.names)
     }
 
     pub fn display(&self, mount: usize, names: &[OsString]) -> String {
-        self.mounts[mount].volume.display(names)
+        self.mounts[mount].display(names)
     }
 
     fn listing(&self, mount: usize, dir: &[OsString]) -> io::Result<Arc<Listing>> {
@@ -226,7 +502,7 @@ impl Volumes {
         if let Some(listing) = self.cache().get(&cache_key) {
             return Ok(Arc::clone(listing));
         }
-        let entries = self.mounts[mount].volume.list(dir)?;
+        let entries = self.mounts[mount].list(dir)?;
         let mut by_folded: HashMap<String, Vec<usize>> = HashMap::with_capacity(entries.len());
         for (index, entry) in entries.iter().enumerate() {
             by_folded
@@ -234,7 +510,11 @@ impl Volumes {
                 .or_default()
                 .push(index);
         }
-        let listing = Arc::new(Listing { entries, by_folded });
+        let listing = Arc::new(Listing {
+            entries,
+            by_folded,
+            short: OnceLock::new(),
+        });
         self.cache().insert(cache_key, Arc::clone(&listing));
         Ok(listing)
     }
@@ -243,11 +523,10 @@ impl Volumes {
         // A poisoned cache only means another thread panicked mid-insert; the map is still valid.
         self.listings.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
 
-impl Default for Volumes {
-    fn default() -> Self {
-        Volumes::new()
+    /// How many directories have been listed so far (each is listed once).
+    pub fn listings_read(&self) -> usize {
+        self.cache().len()
     }
 }
 
@@ -278,10 +557,17 @@ mod tests {
     }
 
     #[test]
-    fn unmapped_drive_is_unresolved_with_advice() {
-        let volumes = Volumes::new();
-        let err = volumes.locate("\\??\\E:\\x.dll").unwrap_err();
-        assert!(err.0.contains("--drive E:=DIR"), "{}", err.0);
+    fn unmapped_anchors_are_unresolved_with_advice() {
+        let volumes = Volumes::new('C');
+        for (path, advice) in [
+            ("\\??\\E:\\x.dll", "--drive E:=DIR"),
+            ("\\Device\\HarddiskVolume4\\x", "--device 4=DIR"),
+            ("\\??\\Volume{ABCD}\\x", "no drive letter in MountedDevices"),
+            ("\\SystemRoot\\x", "system drive C:"),
+        ] {
+            let err = volumes.resolve(path).unwrap_err();
+            assert!(err.0.contains(advice), "{path}: {}", err.0);
+        }
     }
 
     #[test]

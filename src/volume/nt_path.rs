@@ -1,107 +1,179 @@
 //! NT object paths as smss passes them to `NtOpenFile`.
 //!
-//! Handled: the DOS-device forms `\??\X:\...`, `\DosDevices\X:\...` and `\GLOBAL??\X:\...`.
-//! Everything else is reported as unresolved with the reason, never guessed: UNC paths name a
-//! network share, `\Device\...` and `\??\Volume{...}` name a volume by something other than
-//! its letter, and `\SystemRoot` needs the Windows directory.
+//! Forms understood:
+//! - DOS devices: `\??\X:\...`, `\DosDevices\X:\...`, `\GLOBAL??\X:\...`;
+//! - `\SystemRoot\...`: the Windows directory of the system drive;
+//! - `\??\Volume{GUID}\...`: a volume by its mount-manager GUID;
+//! - `\Device\HarddiskVolumeN\...`: a volume by device number.
+//!
+//! Reported, never guessed: UNC paths (a network share is not on the image), other devices,
+//! alternate data streams, `.`/`..` components, empty components.
 
 use super::Unresolved;
 
-/// A path on a drive letter, split into components.
+/// Where a path starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DrivePath {
+pub enum Anchor {
     /// Upper-case drive letter.
-    pub drive: char,
-    /// Components after the drive root; empty for the root itself.
+    Drive(char),
+    SystemRoot,
+    /// The GUID in upper case, without braces.
+    VolumeGuid(String),
+    /// `\Device\HarddiskVolumeN`.
+    Device(u32),
+}
+
+/// A parsed NT path: where it starts and the components below that.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NtPath {
+    pub anchor: Anchor,
     pub components: Vec<String>,
 }
 
 const DOS_DEVICE_PREFIXES: [&str; 3] = ["\\??\\", "\\DosDevices\\", "\\GLOBAL??\\"];
+const DEVICE_VOLUME: &str = "\\Device\\HarddiskVolume";
 
-pub fn parse_nt_path(path: &str) -> Result<DrivePath, Unresolved> {
+pub fn parse_nt_path(path: &str) -> Result<NtPath, Unresolved> {
     let unresolved = |why: &str| Err(Unresolved(why.to_string()));
     if path.is_empty() {
         return unresolved("the path is empty");
     }
-    let Some(rest) = DOS_DEVICE_PREFIXES.iter().find_map(|prefix| {
-        path.get(..prefix.len())
-            .filter(|head| head.eq_ignore_ascii_case(prefix))
-            .map(|_| &path[prefix.len()..])
-    }) else {
-        return if starts_with_ignore_case(path, "\\Device\\") {
-            unresolved("a device path (\\Device\\...) names a volume by device number, which is not mapped")
-        } else if starts_with_ignore_case(path, "\\SystemRoot") {
-            unresolved("\\SystemRoot paths are not mapped yet")
-        } else if path.starts_with('\\') {
-            unresolved("not a DOS-device path (\\??\\X:\\...)")
-        } else {
-            unresolved("not an NT path: it does not start with \\ (smss would fail to open it)")
+    let (anchor, tail) = if let Some(rest) = strip_prefix_ignore_case(path, DEVICE_VOLUME) {
+        let digits_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let Ok(number) = rest[..digits_end].parse::<u32>() else {
+            return unresolved("\\Device\\HarddiskVolume has no volume number");
         };
+        (Anchor::Device(number), &rest[digits_end..])
+    } else if let Some(rest) = strip_prefix_ignore_case(path, "\\SystemRoot") {
+        (Anchor::SystemRoot, rest)
+    } else if let Some(rest) = DOS_DEVICE_PREFIXES
+        .iter()
+        .find_map(|prefix| strip_prefix_ignore_case(path, prefix))
+    {
+        if strip_prefix_ignore_case(rest, "UNC\\").is_some() {
+            return unresolved("a UNC path names a network share, which is not on the image");
+        }
+        if let Some(after) = strip_prefix_ignore_case(rest, "Volume{") {
+            let Some(close) = after.find('}') else {
+                return unresolved("a volume GUID path without its closing brace");
+            };
+            (
+                Anchor::VolumeGuid(after[..close].to_ascii_uppercase()),
+                &after[close + 1..],
+            )
+        } else {
+            let mut chars = rest.chars();
+            let (Some(letter), Some(':')) = (chars.next(), chars.next()) else {
+                return unresolved("no drive letter after the DOS-device prefix");
+            };
+            if !letter.is_ascii_alphabetic() {
+                return unresolved("the drive letter is not A to Z");
+            }
+            (Anchor::Drive(letter.to_ascii_uppercase()), chars.as_str())
+        }
+    } else if strip_prefix_ignore_case(path, "\\Device\\").is_some() {
+        return unresolved("a device path other than \\Device\\HarddiskVolumeN is not mapped");
+    } else if path.starts_with('\\') {
+        return unresolved(
+            "not a path smss can open on a volume (\\??\\X:\\..., \\SystemRoot\\...)",
+        );
+    } else {
+        return unresolved(
+            "not an NT path: it does not start with \\ (smss would fail to open it)",
+        );
     };
-    if starts_with_ignore_case(rest, "UNC\\") {
-        return unresolved("a UNC path names a network share, which is not on the image");
-    }
-    if starts_with_ignore_case(rest, "Volume{") {
-        return unresolved("a volume GUID path is not mapped to a drive letter");
-    }
-    let mut chars = rest.chars();
-    let (Some(letter), Some(':')) = (chars.next(), chars.next()) else {
-        return unresolved("no drive letter after the DOS-device prefix");
-    };
-    if !letter.is_ascii_alphabetic() {
-        return unresolved("the drive letter is not A to Z");
-    }
-    let tail = chars.as_str();
+
     if !tail.is_empty() && !tail.starts_with('\\') {
-        return unresolved("a drive-relative path (X:name) has no meaning at boot");
+        return unresolved(match anchor {
+            Anchor::Drive(_) => "a drive-relative path (X:name) has no meaning at boot",
+            _ => "the volume name runs into the path without a \\",
+        });
     }
     let tail = tail.strip_prefix('\\').unwrap_or(tail);
     // One trailing separator names a directory; the components are the same.
     let tail = tail.strip_suffix('\\').unwrap_or(tail);
     let mut components = Vec::new();
     if !tail.is_empty() {
-        for component in tail.split('\\') {
+        let count = tail.split('\\').count();
+        for (i, component) in tail.split('\\').enumerate() {
             match component {
                 "" => return unresolved("the path has an empty component (\\\\)"),
                 "." | ".." => {
                     return unresolved("the path has a . or .. component, which is not followed")
                 }
-                c if c.contains(':') => {
-                    return unresolved("the path names an alternate data stream (name:stream)")
-                }
-                c => components.push(c.to_string()),
+                c => match c.split_once(':') {
+                    None => components.push(c.to_string()),
+                    // `name::$DATA` is the file's unnamed stream: the file itself.
+                    Some((name, stream))
+                        if i + 1 == count
+                            && !name.is_empty()
+                            && stream.eq_ignore_ascii_case(":$DATA") =>
+                    {
+                        components.push(name.to_string())
+                    }
+                    Some((name, stream)) => {
+                        return Err(Unresolved(format!(
+                            "the path names the alternate data stream \"{stream}\" of \"{name}\"; streams are not examined"
+                        )))
+                    }
+                },
             }
         }
     }
-    Ok(DrivePath {
-        drive: letter.to_ascii_uppercase(),
-        components,
-    })
+    Ok(NtPath { anchor, components })
 }
 
-fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     text.get(..prefix.len())
-        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+        .filter(|head| head.eq_ignore_ascii_case(prefix))
+        .map(|_| &text[prefix.len()..])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ok(path: &str) -> (char, Vec<String>) {
+    fn ok(path: &str) -> (Anchor, Vec<String>) {
         let parsed = parse_nt_path(path).unwrap();
-        (parsed.drive, parsed.components)
+        (parsed.anchor, parsed.components)
+    }
+
+    fn parts(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
     fn dos_device_forms() {
-        let expected = ('C', vec!["Windows".to_string(), "x.dll".to_string()]);
+        let expected = (Anchor::Drive('C'), parts(&["Windows", "x.dll"]));
         assert_eq!(ok("\\??\\C:\\Windows\\x.dll"), expected);
         assert_eq!(ok("\\??\\c:\\Windows\\x.dll"), expected);
         assert_eq!(ok("\\DosDevices\\C:\\Windows\\x.dll"), expected);
         assert_eq!(ok("\\GLOBAL??\\C:\\Windows\\x.dll"), expected);
-        assert_eq!(ok("\\??\\D:\\dir\\"), ('D', vec!["dir".to_string()]));
-        assert_eq!(ok("\\??\\D:\\"), ('D', vec![]));
+        assert_eq!(ok("\\??\\C:\\Windows\\x.dll::$DATA"), expected);
+        assert_eq!(ok("\\??\\D:\\dir\\"), (Anchor::Drive('D'), parts(&["dir"])));
+        assert_eq!(ok("\\??\\D:\\"), (Anchor::Drive('D'), vec![]));
+        assert_eq!(ok("\\??\\D:"), (Anchor::Drive('D'), vec![]));
+    }
+
+    #[test]
+    fn other_anchors() {
+        assert_eq!(
+            ok("\\SystemRoot\\System32\\x.dll"),
+            (Anchor::SystemRoot, parts(&["System32", "x.dll"]))
+        );
+        assert_eq!(
+            ok("\\??\\Volume{a1b2c3d4-0000-0000-0000-100000000000}\\x"),
+            (
+                Anchor::VolumeGuid("A1B2C3D4-0000-0000-0000-100000000000".into()),
+                parts(&["x"])
+            )
+        );
+        assert_eq!(
+            ok("\\Device\\HarddiskVolume3\\Windows\\x"),
+            (Anchor::Device(3), parts(&["Windows", "x"]))
+        );
     }
 
     #[test]
@@ -109,16 +181,23 @@ mod tests {
         for (path, why) in [
             ("", "empty"),
             ("\\??\\UNC\\server\\share\\x", "network"),
-            ("\\Device\\HarddiskVolume2\\x", "device"),
-            ("\\SystemRoot\\x", "SystemRoot"),
+            ("\\Device\\Floppy0\\x", "HarddiskVolumeN"),
+            ("\\Device\\HarddiskVolume\\x", "no volume number"),
+            ("\\Device\\HarddiskVolume2x\\y", "without a \\"),
+            ("\\SystemRootX\\y", "without a \\"),
             ("C:\\x", "not an NT path"),
+            ("\\Windows\\x", "not a path smss can open"),
             ("\\??\\C:\\a\\..\\..\\etc\\passwd", ".."),
             ("\\??\\C:\\a\\.\\b", ".."),
             ("\\??\\C:\\a\\\\b", "empty component"),
-            ("\\??\\C:\\a.txt:hidden", "data stream"),
+            (
+                "\\??\\C:\\a.txt:hidden",
+                "alternate data stream \"hidden\" of \"a.txt\"",
+            ),
+            ("\\??\\C:\\dir:s\\x", "alternate data stream"),
             ("\\??\\C:x", "drive-relative"),
             ("\\??\\1:\\x", "A to Z"),
-            ("\\??\\Volume{1234}\\x", "GUID"),
+            ("\\??\\Volume{1234\\x", "closing brace"),
         ] {
             let err = parse_nt_path(path).unwrap_err();
             assert!(err.0.contains(why), "{path}: {}", err.0);

@@ -1,0 +1,168 @@
+//! `SYSTEM\MountedDevices`: which volume each drive letter and volume GUID had.
+//!
+//! Value names are `\DosDevices\X:` and `\??\Volume{GUID}`; the data identifies the volume:
+//! 12 bytes for an MBR partition (disk signature, byte offset), `DMIO:ID:` and a 16-byte GPT
+//! partition GUID, or a device path (removable media) as UTF-16.
+
+use nt_hive::{KeyNode, NtHiveError};
+use serde::Serialize;
+
+/// One value of `MountedDevices`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MountedDevice {
+    /// The value name: `\DosDevices\C:` or `\??\Volume{...}`.
+    pub name: String,
+    pub volume: VolumeIdentity,
+}
+
+/// How the mount manager identified a volume.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum VolumeIdentity {
+    Gpt { partition_guid: String },
+    Mbr { disk_signature: String, offset: u64 },
+    Other { description: String },
+}
+
+impl MountedDevice {
+    /// `C` for `\DosDevices\C:`.
+    pub fn drive_letter(&self) -> Option<char> {
+        let rest = self.name.strip_prefix("\\DosDevices\\")?;
+        let mut chars = rest.chars();
+        match (chars.next(), chars.next(), chars.next()) {
+            (Some(letter), Some(':'), None) if letter.is_ascii_alphabetic() => {
+                Some(letter.to_ascii_uppercase())
+            }
+            _ => None,
+        }
+    }
+
+    /// The GUID of `\??\Volume{GUID}`, upper case, without braces.
+    pub fn volume_guid(&self) -> Option<String> {
+        let rest = self.name.strip_prefix("\\??\\Volume{")?;
+        Some(rest.strip_suffix('}')?.to_ascii_uppercase())
+    }
+}
+
+impl std::fmt::Display for VolumeIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VolumeIdentity::Gpt { partition_guid } => {
+                write!(f, "GPT partition {{{partition_guid}}}")
+            }
+            VolumeIdentity::Mbr {
+                disk_signature,
+                offset,
+            } => write!(f, "MBR disk {disk_signature}, partition at byte {offset}"),
+            VolumeIdentity::Other { description } => write!(f, "{description}"),
+        }
+    }
+}
+
+pub(super) fn read(key: &KeyNode<&[u8]>) -> Result<Vec<MountedDevice>, NtHiveError> {
+    let mut devices = Vec::new();
+    let Some(values) = key.values() else {
+        return Ok(devices);
+    };
+    for value in values? {
+        let value = value?;
+        let name = value.name()?.to_string_lossy();
+        let data = value.data()?.into_vec()?;
+        devices.push(MountedDevice {
+            name,
+            volume: identify(&data),
+        });
+    }
+    Ok(devices)
+}
+
+pub fn identify(data: &[u8]) -> VolumeIdentity {
+    if let Some(guid) = data.strip_prefix(b"DMIO:ID:").filter(|g| g.len() == 16) {
+        return VolumeIdentity::Gpt {
+            partition_guid: format_guid(guid),
+        };
+    }
+    if data.len() == 12 {
+        let signature = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+        let mut offset = [0u8; 8];
+        offset.copy_from_slice(&data[4..12]);
+        return VolumeIdentity::Mbr {
+            disk_signature: format!("{signature:08X}"),
+            offset: u64::from_le_bytes(offset),
+        };
+    }
+    let units: Vec<u16> = data
+        .chunks_exact(2)
+        .map(|p| u16::from_le_bytes([p[0], p[1]]))
+        .take_while(|&u| u != 0)
+        .collect();
+    let text = String::from_utf16_lossy(&units);
+    // Device paths are ASCII (`_??_USBSTOR#Disk&Ven_...`); anything else is shown by size.
+    let description = if text.len() > 1 && text.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        format!("device {text}")
+    } else {
+        format!("{} bytes of unknown form", data.len())
+    };
+    VolumeIdentity::Other { description }
+}
+
+/// A GUID in its registry spelling: the first three fields little-endian.
+pub fn format_guid(bytes: &[u8]) -> String {
+    let d1 = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let d2 = u16::from_le_bytes([bytes[4], bytes[5]]);
+    let d3 = u16::from_le_bytes([bytes[6], bytes[7]]);
+    let tail: String = bytes[8..16].iter().map(|b| format!("{b:02X}")).collect();
+    format!("{d1:08X}-{d2:04X}-{d3:04X}-{}-{}", &tail[..4], &tail[4..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpt_mbr_and_device_identities() {
+        let mut gpt = b"DMIO:ID:".to_vec();
+        gpt.extend_from_slice(&[
+            0x78, 0x56, 0x34, 0x12, 0xbc, 0x9a, 0xf0, 0xde, 1, 2, 3, 4, 5, 6, 7, 8,
+        ]);
+        assert_eq!(
+            identify(&gpt),
+            VolumeIdentity::Gpt {
+                partition_guid: "12345678-9ABC-DEF0-0102-030405060708".into()
+            }
+        );
+        let mut mbr = 0xA1B2C3D4u32.to_le_bytes().to_vec();
+        mbr.extend_from_slice(&1_048_576u64.to_le_bytes());
+        assert_eq!(
+            identify(&mbr),
+            VolumeIdentity::Mbr {
+                disk_signature: "A1B2C3D4".into(),
+                offset: 1_048_576
+            }
+        );
+        let usb: Vec<u8> = "_??_USBSTOR#Disk&Ven_X"
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+        assert!(
+            matches!(identify(&usb), VolumeIdentity::Other { description } if description.contains("USBSTOR"))
+        );
+        assert!(
+            matches!(identify(&[1, 2, 3]), VolumeIdentity::Other { description } if description.contains("3 bytes"))
+        );
+    }
+
+    #[test]
+    fn names() {
+        let device = |name: &str| MountedDevice {
+            name: name.into(),
+            volume: identify(&[]),
+        };
+        assert_eq!(device("\\DosDevices\\c:").drive_letter(), Some('C'));
+        assert_eq!(device("\\DosDevices\\C:x").drive_letter(), None);
+        assert_eq!(
+            device("\\??\\Volume{ab-cd}").volume_guid().as_deref(),
+            Some("AB-CD")
+        );
+    }
+}
