@@ -7,14 +7,17 @@ use miette::Diagnostic;
 use thiserror::Error;
 
 use crate::boot::{self, ReplayOptions};
-use crate::evidence::Evidence;
-use crate::hive::{ControlSetChoice, HiveError, MountedDevice, SystemHive};
+use crate::hive::log::{LogFormat, LogUse};
+use crate::hive::{
+    self, BaseBlock, ControlSetChoice, HiveError, LoadedHive, LogChoice, MountedDevice, SystemHive,
+};
 use crate::queue;
 use crate::report::{
-    ControlSetSection, HiveSection, MountedDeviceSection, OperationReport, OtherControlSet, Report,
-    Summary, Tool, ValueSize, VolumeSection,
+    ControlSetSection, HiveSection, LogReport, MountedDeviceSection, OperationReport,
+    OtherControlSet, Report, Summary, Tool, ValueSize, VolumeSection,
 };
 use crate::volume::{fold, DirVolume, EntryKind, PathKey, Volumes};
+use crate::Finding;
 
 /// What to hash (`--hash`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -42,6 +45,8 @@ pub struct CheckOptions {
     pub system_drive: char,
     pub control_set: ControlSetChoice,
     pub hash: HashMode,
+    /// Transaction logs for a dirty hive.
+    pub logs: LogChoice,
 }
 
 impl Default for CheckOptions {
@@ -54,6 +59,7 @@ impl Default for CheckOptions {
             system_drive: 'C',
             control_set: ControlSetChoice::Next,
             hash: HashMode::Hive,
+            logs: LogChoice::Beside,
         }
     }
 }
@@ -86,14 +92,6 @@ pub enum CheckError {
     )]
     HiveNotFound { root: String },
 
-    #[error("cannot read the hive {path}")]
-    #[diagnostic(code(nextboot::hive_unreadable))]
-    HiveUnreadable {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-
     #[error("cannot use the hive {path}")]
     #[diagnostic(code(nextboot::hive_invalid))]
     Hive {
@@ -113,20 +111,31 @@ pub fn check(options: &CheckOptions) -> Result<Report, CheckError> {
         (None, Some(root)) => find_hive(&volumes, options.system_drive, root)?,
         (None, None) => return Err(CheckError::NoInput),
     };
-    let evidence = Evidence::open(&hive_path).map_err(|source| CheckError::HiveUnreadable {
-        path: hive_path.display().to_string(),
-        source,
-    })?;
     let invalid = |source| CheckError::Hive {
         path: hive_path.display().to_string(),
         source,
     };
-    let system = SystemHive::read(&evidence).map_err(invalid)?;
+    let loaded = hive::load(&hive_path, &options.logs).map_err(invalid)?;
+    let primary = BaseBlock::parse(&loaded.primary).map_err(invalid)?;
+    let system = SystemHive::read(loaded.bytes()).map_err(invalid)?;
     let used = system
         .choose_control_set(options.control_set)
         .map_err(invalid)?;
 
-    let mut findings = system.findings.clone();
+    let mut findings = loaded.findings.clone();
+    if let Some(recovery) = loaded.recovery.as_ref().filter(|_| loaded.is_recovered()) {
+        findings.push(Finding::info(
+            "hive-recovered",
+            format!(
+                "the hive was dirty (sequence {}/{}); its transaction logs were applied as Windows would at the next boot (sequence now {}/{})",
+                recovery.sequence_before.0,
+                recovery.sequence_before.1,
+                recovery.sequence_after.0,
+                recovery.sequence_after.1
+            ),
+        ));
+    }
+    findings.extend(system.findings.iter().cloned());
     volumes.set_volume_guids(volume_letters(&system.mounted_devices));
     let windows_directory = volumes.find_windows_dir();
     let session = system
@@ -199,20 +208,7 @@ pub fn check(options: &CheckOptions) -> Result<Report, CheckError> {
     let select = system.select.unwrap_or_default();
     Ok(Report {
         tool: Tool::default(),
-        hive: HiveSection {
-            path: hive_path.display().to_string(),
-            size: evidence.len() as u64,
-            sha256: (options.hash != HashMode::None).then(|| evidence.sha256()),
-            dirty: system.base.is_dirty(),
-            logs_applied: Vec::new(),
-            primary_sequence: system.base.primary_sequence,
-            secondary_sequence: system.base.secondary_sequence,
-            checksum_valid: system.base.checksum_valid(),
-            format_version: format!(
-                "{}.{}",
-                system.base.major_version, system.base.minor_version
-            ),
-        },
+        hive: hive_section(&loaded, &primary, options.hash),
         control_set: ControlSetSection {
             used,
             chosen_by: match options.control_set {
@@ -246,6 +242,47 @@ pub fn check(options: &CheckOptions) -> Result<Report, CheckError> {
         other_control_sets,
         findings,
     })
+}
+
+fn hive_section(loaded: &LoadedHive, primary: &BaseBlock, hash: HashMode) -> HiveSection {
+    let hashing = hash != HashMode::None;
+    let (applied, not_applied): (Vec<&LogUse>, Vec<&LogUse>) =
+        loaded.log_uses().iter().partition(|log| log.applied);
+    let log_report = |log: &&LogUse| LogReport {
+        path: log.name.clone(),
+        sha256: log.sha256.clone(),
+        format: log.format.map(|f| match f {
+            LogFormat::New => "new",
+            LogFormat::Old => "old",
+        }),
+        entries_applied: log.entries_applied,
+        pages_applied: log.pages_applied,
+        entries_skipped: log.entries_skipped,
+        notes: log.notes.clone(),
+    };
+    HiveSection {
+        path: loaded.path.display().to_string(),
+        size: loaded.primary.len() as u64,
+        sha256: hashing.then(|| loaded.primary.sha256()),
+        dirty: primary.is_dirty(),
+        recovered: loaded.is_recovered(),
+        logs_applied: applied.iter().map(log_report).collect(),
+        logs_not_applied: not_applied.iter().map(log_report).collect(),
+        primary_sequence: primary.primary_sequence,
+        secondary_sequence: primary.secondary_sequence,
+        sequence_after_recovery: loaded
+            .recovered
+            .as_ref()
+            .and(loaded.recovery.as_ref())
+            .map(|r| [r.sequence_after.0, r.sequence_after.1]),
+        recovered_sha256: loaded
+            .recovered
+            .as_ref()
+            .filter(|_| hashing)
+            .map(|bytes| bytes.sha256()),
+        checksum_valid: primary.checksum_valid(),
+        format_version: format!("{}.{}", primary.major_version, primary.minor_version),
+    }
 }
 
 fn mount_volumes(options: &CheckOptions) -> Result<Volumes, CheckError> {

@@ -15,6 +15,7 @@ pub mod evidence;
 pub mod guard;
 pub mod hive;
 pub mod queue;
+pub mod recover;
 pub mod report;
 pub mod version;
 pub mod volume;

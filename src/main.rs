@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use nextboot::hive::ControlSetChoice;
+use nextboot::hive::{ControlSetChoice, LogChoice};
 use nextboot::report::{self, exit, FailOn, Format, Style};
 use nextboot::{CheckOptions, HashMode};
 
@@ -26,6 +26,8 @@ enum Command {
     Check(CheckArgs),
     /// Print the version resources of PE files.
     Version(VersionArgs),
+    /// Write a dirty hive with its transaction logs applied, for use with other tools.
+    Recover(RecoverArgs),
 }
 
 #[derive(Args)]
@@ -56,7 +58,11 @@ struct CheckArgs {
         default_value = "downgrade,overridden"
     )]
     fail_on: FailOn,
-    /// Do not apply the hive's transaction logs (they are not applied yet in any case).
+    /// A transaction log of a dirty hive (repeatable) [default: HIVE.LOG1, .LOG2, .LOG beside
+    /// the hive, any case].
+    #[arg(long = "log", value_name = "FILE", conflicts_with = "no_logs")]
+    logs: Vec<PathBuf>,
+    /// Read a dirty hive as it is, without its transaction logs.
     #[arg(long)]
     no_logs: bool,
     /// Exit 0/1 on a dirty hive instead of 2.
@@ -65,6 +71,21 @@ struct CheckArgs {
     /// What to hash with SHA-256.
     #[arg(long, value_enum, default_value_t = HashArg::Hive)]
     hash: HashArg,
+}
+
+#[derive(Args)]
+struct RecoverArgs {
+    /// The hive (primary file).
+    hive: PathBuf,
+    /// Where to write the recovered hive: a new file, never an input.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// A transaction log (repeatable) [default: HIVE.LOG1, .LOG2, .LOG beside the hive].
+    #[arg(long = "log", value_name = "FILE")]
+    logs: Vec<PathBuf>,
+    /// Print what was done as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -121,6 +142,7 @@ fn main() -> ExitCode {
     let outcome = std::panic::catch_unwind(|| match cli.command {
         Command::Check(args) => run_check(args),
         Command::Version(args) => run_version(args),
+        Command::Recover(args) => run_recover(args),
     });
     ExitCode::from(outcome.unwrap_or(exit::NOT_EXAMINED))
 }
@@ -138,8 +160,8 @@ fn run_check(args: CheckArgs) -> u8 {
             HashArg::Hive => HashMode::Hive,
             HashArg::All => HashMode::All,
         },
+        logs: log_choice(args.logs, args.no_logs),
     };
-    let _ = args.no_logs;
     let report = match nextboot::check(&options) {
         Ok(report) => report,
         Err(err) => {
@@ -162,13 +184,59 @@ fn run_check(args: CheckArgs) -> u8 {
         }
     }
     let status = report.exit_status(&args.fail_on, args.allow_dirty);
-    if report.hive.dirty && !args.allow_dirty {
+    if report.hive.dirty && !report.hive.recovered && !args.allow_dirty {
         eprintln!(
-            "nextboot: the hive is dirty (sequence numbers {} and {}) and its transaction logs were not applied; exit status 2. Use --allow-dirty to accept the answer from the primary file alone.",
+            "nextboot: the hive is dirty (sequence numbers {} and {}) and no transaction log could be applied; exit status 2. Use --allow-dirty to accept the answer from the primary file alone.",
             report.hive.primary_sequence, report.hive.secondary_sequence
         );
     }
     status
+}
+
+fn log_choice(logs: Vec<PathBuf>, no_logs: bool) -> LogChoice {
+    if no_logs {
+        LogChoice::Ignore
+    } else if logs.is_empty() {
+        LogChoice::Beside
+    } else {
+        LogChoice::Files(logs)
+    }
+}
+
+fn run_recover(args: RecoverArgs) -> u8 {
+    match nextboot::recover::recover(&args.hive, &log_choice(args.logs, false), &args.out) {
+        Ok(done) => {
+            if args.json {
+                let mut out = io::stdout().lock();
+                let _ = serde_json::to_writer_pretty(&mut out, &done).map(|_| writeln!(out));
+            } else {
+                let how = if !done.was_dirty {
+                    "the hive was clean; written unchanged".to_string()
+                } else {
+                    format!(
+                        "applied {} (sequence {}/{} -> {}/{})",
+                        done.logs_applied.join(", "),
+                        done.sequence_before[0],
+                        done.sequence_before[1],
+                        done.sequence_after[0],
+                        done.sequence_after[1]
+                    )
+                };
+                println!(
+                    "{}: {how}\nwrote {} (sha256 {})",
+                    done.hive, done.out, done.sha256
+                );
+                for finding in &done.findings {
+                    println!("note: {}", finding.message);
+                }
+            }
+            exit::CLEAN
+        }
+        Err(err) => {
+            eprintln!("{:?}", miette::Report::new(err));
+            exit::NOT_EXAMINED
+        }
+    }
 }
 
 fn run_version(args: VersionArgs) -> u8 {

@@ -7,10 +7,13 @@
 
 mod base_block;
 mod control_set;
+mod load;
+pub mod log;
 mod mounted_devices;
 
 pub use base_block::{checksum, BaseBlock, BASE_BLOCK_SIZE};
 pub use control_set::{ControlSetChoice, Select};
+pub use load::{load, logs_beside, LoadedHive, LogChoice};
 pub use mounted_devices::{MountedDevice, VolumeIdentity};
 
 use miette::Diagnostic;
@@ -30,6 +33,14 @@ const SESSION_MANAGER: &str = "Control\\Session Manager";
 /// [`Finding`]s instead.
 #[derive(Debug, Error, Diagnostic)]
 pub enum HiveError {
+    #[error("cannot read the hive {path}")]
+    #[diagnostic(code(nextboot::hive::unreadable))]
+    Unreadable {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("the hive file is empty")]
     #[diagnostic(
         code(nextboot::hive::empty),

@@ -63,15 +63,39 @@ impl Default for Tool {
 pub struct HiveSection {
     pub path: String,
     pub size: u64,
+    /// SHA-256 of the hive file as it is on disk.
     pub sha256: Option<String>,
-    /// Sequence numbers differ or the checksum is wrong, and no logs were applied.
+    /// The file on disk is dirty: sequence numbers differ or the checksum is wrong.
     pub dirty: bool,
-    /// Transaction logs applied (none until log replay exists).
-    pub logs_applied: Vec<String>,
+    /// A dirty hive whose transaction logs were applied: the report reads the recovered hive,
+    /// as Windows will see it at the next boot.
+    pub recovered: bool,
+    /// Transaction logs that contributed to the recovered hive.
+    pub logs_applied: Vec<LogReport>,
+    /// Logs examined but not used, each with why.
+    pub logs_not_applied: Vec<LogReport>,
+    /// Sequence numbers of the file on disk.
     pub primary_sequence: u32,
     pub secondary_sequence: u32,
+    /// Sequence numbers after the logs were applied.
+    pub sequence_after_recovery: Option<[u32; 2]>,
+    /// SHA-256 of the recovered hive (what `nextboot recover` writes).
+    pub recovered_sha256: Option<String>,
     pub checksum_valid: bool,
     pub format_version: String,
+}
+
+/// One transaction log and what replay took from it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogReport {
+    pub path: String,
+    pub sha256: String,
+    /// `new` (HvLE entries) or `old` (DIRT vector); `null` when not a log.
+    pub format: Option<&'static str>,
+    pub entries_applied: usize,
+    pub pages_applied: usize,
+    pub entries_skipped: usize,
+    pub notes: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -242,7 +266,7 @@ pub mod exit {
 impl Report {
     /// The exit status for this report.
     pub fn exit_status(&self, fail_on: &FailOn, allow_dirty: bool) -> u8 {
-        if self.hive.dirty && !allow_dirty {
+        if self.hive.dirty && !self.hive.recovered && !allow_dirty {
             return exit::NOT_EXAMINED;
         }
         let failing = match fail_on {

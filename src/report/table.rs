@@ -44,19 +44,37 @@ pub fn write_table(report: &Report, style: Style, out: &mut dyn Write) -> io::Re
     )?;
     writeln!(out)?;
     writeln!(out, "Hive         {}", hive.path)?;
-    let state = if hive.dirty {
-        style.paint("DIRTY", "1;33")
-    } else {
-        "clean".to_string()
+    let state = match (hive.dirty, hive.recovered) {
+        (false, _) => "clean".to_string(),
+        (true, true) => "dirty on disk, recovered with its transaction logs".to_string(),
+        (true, false) => style.paint("DIRTY, transaction logs not applied", "1;33"),
     };
     let mut line = format!(
-        "             {state} (sequence {}/{}, regf {})",
-        hive.primary_sequence, hive.secondary_sequence, hive.format_version
+        "             {state} (sequence {}/{}",
+        hive.primary_sequence, hive.secondary_sequence
     );
+    if let Some([primary, secondary]) = hive.sequence_after_recovery {
+        line.push_str(&format!(" -> {primary}/{secondary}"));
+    }
+    line.push_str(&format!(", regf {})", hive.format_version));
     if let Some(sha) = &hive.sha256 {
         line.push_str(&format!(", sha256 {sha}"));
     }
     writeln!(out, "{line}")?;
+    for log in &hive.logs_applied {
+        writeln!(
+            out,
+            "             log {}: {} entr{} applied, {} skipped",
+            log.path,
+            log.entries_applied,
+            if log.entries_applied == 1 { "y" } else { "ies" },
+            log.entries_skipped
+        )?;
+    }
+    for log in &hive.logs_not_applied {
+        let why = log.notes.first().map_or("", String::as_str);
+        writeln!(out, "             log {}: not applied: {why}", log.path)?;
+    }
     let cs = &report.control_set;
     let show = |v: Option<u32>| v.map_or("-".to_string(), |n| n.to_string());
     writeln!(
@@ -192,7 +210,7 @@ pub fn write_table(report: &Report, style: Style, out: &mut dyn Write) -> io::Re
             )
         )?;
     }
-    if hive.dirty {
+    if hive.dirty && !hive.recovered {
         writeln!(
             out,
             "{}",

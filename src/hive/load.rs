@@ -1,0 +1,156 @@
+//! Loading a hive from evidence: the primary file, and when it is dirty its transaction logs
+//! applied into an owned copy (a clean hive stays a zero-copy mapping).
+
+use std::path::{Path, PathBuf};
+
+use super::log::{recover, LogFile, LogUse, Recovery};
+use super::{BaseBlock, HiveError};
+use crate::evidence::Evidence;
+use crate::Finding;
+
+/// Which transaction logs to use for a dirty hive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogChoice {
+    /// `NAME.LOG1`, `NAME.LOG2`, `NAME.LOG` beside the hive, any case.
+    Beside,
+    /// Exactly these files.
+    Files(Vec<PathBuf>),
+    /// None: read the primary as it is.
+    Ignore,
+}
+
+/// A hive ready to read, and how it was obtained.
+#[derive(Debug)]
+pub struct LoadedHive {
+    pub path: PathBuf,
+    pub primary: Evidence,
+    /// The hive with its logs applied, when any log entry was applied.
+    pub recovered: Option<Evidence>,
+    /// What log replay did, when it was attempted (dirty hive, logs not ignored).
+    pub recovery: Option<Recovery>,
+    /// The log files examined, in the order given to replay.
+    pub log_paths: Vec<PathBuf>,
+    pub findings: Vec<Finding>,
+}
+
+impl LoadedHive {
+    /// The bytes to read: recovered if logs were applied, the primary otherwise.
+    pub fn bytes(&self) -> &[u8] {
+        self.recovered.as_deref().unwrap_or(&self.primary)
+    }
+
+    /// Dirty on disk and made clean by its logs.
+    pub fn is_recovered(&self) -> bool {
+        self.recovered.is_some()
+    }
+
+    /// The logs that contributed, and those that did not.
+    pub fn log_uses(&self) -> &[LogUse] {
+        self.recovery.as_ref().map_or(&[], |r| r.logs.as_slice())
+    }
+}
+
+/// Opens a hive and, when it is dirty, applies its transaction logs as Windows would at load
+/// time. A log that is corrupt, stale or from another hive is skipped with a note; only a
+/// hive that cannot be read at all is an error.
+pub fn load(path: &Path, logs: &LogChoice) -> Result<LoadedHive, HiveError> {
+    let primary = Evidence::open(path).map_err(|source| HiveError::Unreadable {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let base = BaseBlock::parse(&primary)?;
+    let mut loaded = LoadedHive {
+        path: path.to_path_buf(),
+        primary,
+        recovered: None,
+        recovery: None,
+        log_paths: Vec::new(),
+        findings: Vec::new(),
+    };
+    if !base.is_dirty() {
+        return Ok(loaded);
+    }
+    loaded.log_paths = match logs {
+        LogChoice::Ignore => return Ok(loaded),
+        LogChoice::Files(files) => files.clone(),
+        LogChoice::Beside => logs_beside(path),
+    };
+    let mut opened = Vec::new();
+    for log in &loaded.log_paths {
+        match Evidence::open(log) {
+            Ok(evidence) => opened.push((log.display().to_string(), evidence)),
+            Err(err) => loaded.findings.push(Finding::warning(
+                "log-unreadable",
+                format!("cannot read the transaction log {}: {err}", log.display()),
+            )),
+        }
+    }
+    if opened.is_empty() {
+        loaded.findings.push(Finding::warning(
+            "logs-missing",
+            format!(
+                "no transaction log found beside {} (looked for .LOG1, .LOG2, .LOG in any case)",
+                path.display()
+            ),
+        ));
+        return Ok(loaded);
+    }
+    let files: Vec<LogFile<'_>> = opened
+        .iter()
+        .map(|(name, evidence)| LogFile {
+            name: name.clone(),
+            bytes: evidence,
+        })
+        .collect();
+    match recover(&loaded.primary, &files) {
+        Ok(recovery) => {
+            if recovery.entries_applied() > 0 {
+                loaded.recovered = Some(Evidence::from_vec(
+                    path.to_path_buf(),
+                    recovery.bytes.clone(),
+                ));
+            } else {
+                loaded.findings.push(Finding::warning(
+                    "logs-not-applied",
+                    "the transaction logs hold nothing newer than the primary file, so the dirty primary is read as it is".into(),
+                ));
+            }
+            loaded.recovery = Some(recovery);
+        }
+        Err(err) => loaded.findings.push(Finding::warning(
+            "recovery-failed",
+            format!("the transaction logs cannot be applied: {err}"),
+        )),
+    }
+    Ok(loaded)
+}
+
+/// `SYSTEM.LOG1`, `SYSTEM.LOG2`, `SYSTEM.LOG` in the hive's folder, any case, in that order.
+pub fn logs_beside(hive: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (hive.parent(), hive.file_name()) else {
+        return Vec::new();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let name = name.to_string_lossy().to_uppercase();
+    let mut found: Vec<(usize, PathBuf)> = Vec::new();
+    for entry in entries.flatten() {
+        let candidate = entry.file_name().to_string_lossy().to_uppercase();
+        let rank = [".LOG1", ".LOG2", ".LOG"]
+            .iter()
+            .position(|ext| candidate == format!("{name}{ext}"));
+        if let Some(rank) = rank {
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                found.push((rank, entry.path()));
+            }
+        }
+    }
+    found.sort();
+    found.into_iter().map(|(_, path)| path).collect()
+}
