@@ -11,6 +11,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 
 use nextboot::boot::{replay, ReplayOptions};
 use nextboot::evidence::Evidence;
+use nextboot::hive::log::{recover, LogFile};
 use nextboot::hive::{RawValue, SystemHive};
 use nextboot::queue::decode_registry;
 use nextboot::volume::{DirVolume, Volumes};
@@ -172,8 +173,37 @@ fn resolution(c: &mut Criterion) {
     group.finish();
 }
 
+/// Transaction-log replay of the real Windows 10 hive `SYSTEM_B` with both logs (from
+/// `../shared/hives`; skipped when absent).
+fn log_replay(c: &mut Criterion) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/hives/regipy");
+    let Ok(primary) = std::fs::read(dir.join("SYSTEM_B")) else {
+        eprintln!("SKIPPED log_replay: ../shared/hives is absent");
+        return;
+    };
+    let logs: Vec<(String, Vec<u8>)> = ["SYSTEM_B.LOG1", "SYSTEM_B.LOG2"]
+        .iter()
+        .map(|name| (name.to_string(), std::fs::read(dir.join(name)).unwrap()))
+        .collect();
+    let files: Vec<LogFile> = logs
+        .iter()
+        .map(|(name, bytes)| LogFile {
+            name: name.clone(),
+            bytes,
+        })
+        .collect();
+    c.bench_function("log_replay_system_b", |b| {
+        b.iter(|| {
+            recover(black_box(&primary), &files)
+                .unwrap()
+                .entries_applied()
+        })
+    });
+}
+
 criterion_group!(
     benches,
+    log_replay,
     hive_and_queue,
     version_read,
     replay_bench,

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod regf;
+pub mod regf_log;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -183,6 +184,7 @@ fn session_manager(set: u32) -> String {
 pub struct Scenario {
     dir: tempfile::TempDir,
     pub hive: SystemHiveSpec,
+    raw_hive: Option<Vec<u8>>,
 }
 
 impl Scenario {
@@ -191,6 +193,7 @@ impl Scenario {
         let scenario = Scenario {
             dir,
             hive: SystemHiveSpec::new(1),
+            raw_hive: None,
         };
         scenario.mkdir("Windows/System32/config");
         scenario
@@ -221,12 +224,23 @@ impl Scenario {
         std::fs::write(target, bytes).expect("write file");
     }
 
-    /// Writes the hive to `Windows/System32/config/SYSTEM`.
+    /// Writes the hive to `Windows/System32/config/SYSTEM` (unless [`Scenario::replace_hive`]
+    /// gave other bytes).
     pub fn write_hive(&self) -> PathBuf {
         let path = self.root().join("Windows/System32/config/SYSTEM");
-        std::fs::write(&path, self.hive.bytes()).expect("write hive");
-        self.hive.verify_with_hivex(&path);
+        match &self.raw_hive {
+            Some(bytes) => std::fs::write(&path, bytes).expect("write hive"),
+            None => {
+                std::fs::write(&path, self.hive.bytes()).expect("write hive");
+                self.hive.verify_with_hivex(&path);
+            }
+        }
         path
+    }
+
+    /// Uses these bytes as the SYSTEM hive instead of the spec (a dirty primary, say).
+    pub fn replace_hive(&mut self, bytes: Vec<u8>) {
+        self.raw_hive = Some(bytes);
     }
 
     /// Runs `nextboot check ROOT --format json` plus `args`; returns the exit status and the
