@@ -158,18 +158,20 @@ pub fn check(options: &CheckOptions) -> Result<Report, CheckError> {
         },
     );
 
+    // The queue is not needed after the replay: its strings move into the report.
     let operations: Vec<OperationReport> = queue
         .operations
-        .iter()
+        .into_iter()
         .zip(replay.outcomes)
         .map(|(op, outcome)| OperationReport {
             index: op.index,
             queue: op.queue,
-            value: op.value.clone(),
+            value: op.value,
             string_index: op.string_index,
             action: op.action,
-            source: op.source.stored.clone(),
-            destination: op.destination.as_ref().map(|d| d.stored.clone()),
+            source: op.source.stored,
+            destination_raw_hex: op.destination.as_ref().and_then(|d| d.raw_hex.clone()),
+            destination: op.destination.map(|d| d.stored),
             replace_existing: op.replace_existing,
             source_version: outcome.source_file.as_ref().and_then(|f| f.file_version),
             target_version: outcome.target_file.as_ref().and_then(|f| f.file_version),
@@ -179,9 +181,8 @@ pub fn check(options: &CheckOptions) -> Result<Report, CheckError> {
             target_file: outcome.target_file,
             overwritten_staged_version: outcome.overwritten_staged_version,
             superseded_by: outcome.superseded_by,
-            source_raw_hex: op.source.raw_hex.clone(),
-            destination_raw_hex: op.destination.as_ref().and_then(|d| d.raw_hex.clone()),
-            notes: op.notes.clone(),
+            source_raw_hex: op.source.raw_hex,
+            notes: op.notes,
         })
         .collect();
 
@@ -360,13 +361,7 @@ fn find_hive(volumes: &Volumes, drive: char, root: &Path) -> Result<PathBuf, Che
         root: root.display().to_string(),
     };
     let mount = volumes.mount_index(drive).ok_or_else(not_found)?;
-    let key = PathKey {
-        mount,
-        folded: ["Windows", "System32", "config", "SYSTEM"]
-            .iter()
-            .map(|c| fold(c))
-            .collect(),
-    };
+    let key = PathKey::new(mount, ["Windows", "System32", "config", "SYSTEM"].map(fold));
     match volumes.stat(&key) {
         Ok(Some(entry)) if entry.kind == EntryKind::File => {
             let mut path = root.to_path_buf();

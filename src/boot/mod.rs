@@ -18,28 +18,37 @@ mod verdict;
 
 pub use verdict::Verdict;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
+use rayon::prelude::*;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use crate::evidence::sha256_hex;
-use crate::queue::{Action, Operation};
+use crate::queue::Operation;
 use crate::version::{read_pe_version, FileVersion, PeFormat};
-use crate::volume::{DiskEntry, EntryKind, PathKey, Unresolved, Volumes};
+use crate::volume::{EntryKind, PathKey, Unresolved, Volumes};
 
-/// What the replay knows about one file's content.
+/// What the replay knows about one file's content. Absent facts are left out of the output.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FileFacts {
     /// Where the content is on disk before the boot (host path for a directory volume).
     pub path: String,
     pub kind: FileKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub file_version: Option<FileVersion>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub product_version: Option<FileVersion>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub file_version_string: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pe_format: Option<PeFormat>,
     /// Why there is no comparable version (not a PE, no version resource, unreadable...).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub unversioned_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
 }
 
@@ -59,9 +68,9 @@ pub struct Outcome {
     pub reason: String,
     /// What the operation moves or deletes, as it is at that point of the boot; when the
     /// source is missing then, what the source path holds on disk.
-    pub source_file: Option<FileFacts>,
+    pub source_file: Option<Arc<FileFacts>>,
     /// The file at the destination on disk before the boot.
-    pub target_file: Option<FileFacts>,
+    pub target_file: Option<Arc<FileFacts>>,
     /// M: the highest version an earlier rename of this boot put at the destination before a
     /// later rename overwrote it.
     pub overwritten_staged_version: Option<FileVersion>,
@@ -74,8 +83,8 @@ pub struct Outcome {
 pub struct FileChange {
     /// The NT path as the queue first spelled it (prefixes stripped).
     pub nt_path: String,
-    pub before: Option<FileFacts>,
-    pub after: Option<FileFacts>,
+    pub before: Option<Arc<FileFacts>>,
+    pub after: Option<Arc<FileFacts>>,
     /// Operations that changed this path, in boot order.
     pub operations: Vec<usize>,
 }
@@ -97,11 +106,11 @@ pub struct ReplayOptions {
 
 type ContentId = usize;
 
+/// A file or directory as it was on disk before the boot; the boot moves it around.
 struct Content {
-    /// The path that held this content on disk before the boot.
+    /// The path that held it on disk before the boot.
     origin: PathKey,
-    entry: DiskEntry,
-    facts: Option<FileFacts>,
+    kind: EntryKind,
     /// The rename that last put this content where it is now.
     placed_by: Option<usize>,
 }
@@ -112,17 +121,21 @@ enum Slot {
     Empty,
 }
 
+/// The volumes as the boot changes them: an overlay of what earlier operations did over the
+/// disk as it was.
 struct View<'v> {
     volumes: &'v Volumes,
-    options: ReplayOptions,
     contents: Vec<Content>,
     /// Disk content by its path before the boot.
-    by_origin: HashMap<PathKey, ContentId>,
+    by_origin: FxHashMap<PathKey, ContentId>,
     /// What earlier operations changed.
-    overlay: HashMap<PathKey, Slot>,
+    overlay: FxHashMap<PathKey, Slot>,
+    /// Paths that earlier operations filled, by their folder (to tell whether a folder is
+    /// empty without scanning the overlay).
+    added_children: FxHashMap<PathKey, Vec<PathKey>>,
 }
 
-impl<'v> View<'v> {
+impl View<'_> {
     fn disk(&mut self, key: &PathKey) -> Result<Option<ContentId>, Unresolved> {
         if let Some(&id) = self.by_origin.get(key) {
             return Ok(Some(id));
@@ -133,8 +146,7 @@ impl<'v> View<'v> {
         let id = self.contents.len();
         self.contents.push(Content {
             origin: key.clone(),
-            entry,
-            facts: None,
+            kind: entry.kind,
             placed_by: None,
         });
         self.by_origin.insert(key.clone(), id);
@@ -158,13 +170,10 @@ impl<'v> View<'v> {
                     Slot::Empty => Ok(None),
                     Slot::Holds(id) => {
                         let content = &self.contents[id];
-                        if content.entry.kind != EntryKind::Directory {
+                        if content.kind != EntryKind::Directory {
                             return Ok(None);
                         }
-                        let mut moved = content.origin.clone();
-                        moved
-                            .folded
-                            .extend_from_slice(&key.folded[parent.folded.len()..]);
+                        let moved = key.rebase(&parent, &content.origin);
                         self.disk(&moved)
                     }
                 };
@@ -175,25 +184,18 @@ impl<'v> View<'v> {
     }
 
     fn is_dir(&self, id: ContentId) -> bool {
-        self.contents[id].entry.kind == EntryKind::Directory
+        self.contents[id].kind == EntryKind::Directory
     }
 
     /// Whether a directory holds anything at this point of the boot.
     fn has_children(&mut self, key: &PathKey, id: ContentId) -> Result<bool, Unresolved> {
-        let disk_children: Vec<String> = self.volumes.children(&self.contents[id].origin);
+        let disk_children = self.volumes.children(&self.contents[id].origin);
         for name in disk_children {
-            let mut child = key.clone();
-            child.folded.push(name);
-            if self.lookup(&child)?.is_some() {
+            if self.lookup(&key.child(&name))?.is_some() {
                 return Ok(true);
             }
         }
-        let added: Vec<PathKey> = self
-            .overlay
-            .iter()
-            .filter(|(k, slot)| matches!(slot, Slot::Holds(_)) && k.parent().as_ref() == Some(key))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let added = self.added_children.get(key).cloned().unwrap_or_default();
         for child in added {
             if self.lookup(&child)?.is_some() {
                 return Ok(true);
@@ -202,22 +204,22 @@ impl<'v> View<'v> {
         Ok(false)
     }
 
-    fn facts(&mut self, id: ContentId) -> FileFacts {
-        if let Some(facts) = &self.contents[id].facts {
-            return facts.clone();
+    fn put(&mut self, key: PathKey, slot: Slot) {
+        if let (Slot::Holds(_), Some(parent)) = (slot, key.parent()) {
+            self.added_children
+                .entry(parent)
+                .or_default()
+                .push(key.clone());
         }
-        let content = &self.contents[id];
-        let facts = read_facts(self.volumes, content, self.options);
-        self.contents[id].facts = Some(facts.clone());
-        facts
+        self.overlay.insert(key, slot);
     }
 }
 
+/// Reads the facts of one content: kind, size, version resource, hash.
 fn read_facts(volumes: &Volumes, content: &Content, options: ReplayOptions) -> FileFacts {
-    let path = volumes.display(content.origin.mount, &content.entry.names);
     let mut facts = FileFacts {
-        path,
-        kind: match content.entry.kind {
+        path: String::new(),
+        kind: match content.kind {
             EntryKind::File => FileKind::File,
             EntryKind::Directory => FileKind::Directory,
             _ => FileKind::Other,
@@ -230,11 +232,20 @@ fn read_facts(volumes: &Volumes, content: &Content, options: ReplayOptions) -> F
         unversioned_reason: None,
         sha256: None,
     };
+    let entry = match volumes.stat(&content.origin) {
+        Ok(Some(entry)) => entry,
+        _ => {
+            facts.unversioned_reason = Some("the file is no longer where it was listed".into());
+            return facts;
+        }
+    };
+    let mount = content.origin.mount();
+    facts.path = volumes.display(mount, &entry.names);
     if facts.kind != FileKind::File {
         facts.unversioned_reason = Some("not a regular file".into());
         return facts;
     }
-    let evidence = match volumes.open(content.origin.mount, &content.entry) {
+    let evidence = match volumes.open(mount, &entry) {
         Ok(evidence) => evidence,
         Err(err) => {
             facts.unversioned_reason = Some(format!("cannot read the file: {err}"));
@@ -270,92 +281,118 @@ enum Step {
     },
 }
 
+/// What the replay noted about one operation, facts still to be read.
+struct Noted {
+    step: Step,
+    source: Option<ContentId>,
+    target: Option<ContentId>,
+}
+
+/// A path the boot changes, with contents still to be read.
+struct Change {
+    nt_path: String,
+    before: Option<ContentId>,
+    after: Option<ContentId>,
+    operations: Vec<usize>,
+}
+
 /// Replays `operations` in order over `volumes`.
+///
+/// Three passes: the replay itself (sequential: each operation sees what the earlier ones
+/// did; it needs only what exists where), then the version resources of every file involved
+/// (in parallel: each file once), then the verdicts.
 pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOptions) -> Replay {
     let mut view = View {
         volumes,
-        options,
         contents: Vec::new(),
-        by_origin: HashMap::new(),
-        overlay: HashMap::new(),
+        by_origin: FxHashMap::default(),
+        overlay: FxHashMap::default(),
+        added_children: FxHashMap::default(),
     };
-    let mut steps = Vec::with_capacity(operations.len());
-    let mut source_content: Vec<Option<ContentId>> = vec![None; operations.len()];
-    let mut target_content: Vec<Option<ContentId>> = vec![None; operations.len()];
+    let mut noted: Vec<Noted> = Vec::with_capacity(operations.len());
     let mut superseded_by: Vec<Option<usize>> = vec![None; operations.len()];
     // Per destination: contents this boot put there that a later rename overwrote.
-    let mut overwritten: HashMap<PathKey, Vec<ContentId>> = HashMap::new();
-    let mut changes: Vec<FileChange> = Vec::new();
-    let mut change_index: HashMap<PathKey, usize> = HashMap::new();
+    let mut overwritten: FxHashMap<PathKey, Vec<ContentId>> = FxHashMap::default();
+    let mut changes: Vec<Change> = Vec::new();
+    let mut change_index: FxHashMap<PathKey, usize> = FxHashMap::default();
 
     for (index, operation) in operations.iter().enumerate() {
-        let step = replay_one(
+        let mut source = None;
+        let mut target = None;
+        let outcome = replay_one(
             &mut view,
             operation,
             index,
-            &mut source_content[index],
-            &mut target_content[index],
+            &mut source,
+            &mut target,
             &mut superseded_by,
             &mut overwritten,
         );
-        let step = match step {
-            Ok(step) => step,
-            Err(Unresolved(why)) => Step::Decided(Verdict::Unresolved, why),
+        let (step, touched) = match outcome {
+            Ok(done) => done,
+            Err(Unresolved(why)) => (Step::Decided(Verdict::Unresolved, why), Vec::new()),
         };
-        // Record which paths this operation changed.
-        let mut touched = Vec::new();
-        match (&step, operation.action) {
-            (Step::Applied { destination, .. }, _) => {
-                if let Ok(source) = volumes.resolve(&operation.source.path) {
-                    touched.push((source.key, operation.source.path.clone()));
-                }
-                if let Some(dest) = &operation.destination {
-                    touched.push((destination.clone(), dest.path.clone()));
-                }
-            }
-            (Step::Decided(Verdict::Delete, _), Action::Delete) => {
-                if let Ok(source) = volumes.resolve(&operation.source.path) {
-                    touched.push((source.key, operation.source.path.clone()));
-                }
-            }
-            _ => {}
-        }
         for (key, nt_path) in touched {
-            let at = *change_index.entry(key.clone()).or_insert_with(|| {
-                changes.push(FileChange {
-                    nt_path,
-                    before: None,
-                    after: None,
-                    operations: Vec::new(),
-                });
-                changes.len() - 1
-            });
+            let at = match change_index.get(&key) {
+                Some(&at) => at,
+                None => {
+                    // Before: the disk, at the first change.
+                    let before = view.disk(&key).ok().flatten();
+                    changes.push(Change {
+                        nt_path: nt_path.to_string(),
+                        before,
+                        after: None,
+                        operations: Vec::new(),
+                    });
+                    change_index.insert(key, changes.len() - 1);
+                    changes.len() - 1
+                }
+            };
             changes[at].operations.push(index);
-            // Before: the disk; filled once, at the first change.
-            if changes[at].operations.len() == 1 {
-                changes[at].before = match view.disk(&key) {
-                    Ok(Some(id)) => Some(view.facts(id)),
-                    _ => None,
-                };
-            }
         }
-        steps.push(step);
+        noted.push(Noted {
+            step,
+            source,
+            target,
+        });
+    }
+    // After: what each changed path holds at the end.
+    for (key, &at) in &change_index {
+        changes[at].after = view.lookup(key).ok().flatten();
     }
 
-    // After: what each changed path holds at the end.
-    let keys: Vec<(PathKey, usize)> = change_index.into_iter().collect();
-    for (key, at) in keys {
-        changes[at].after = match view.lookup(&key) {
-            Ok(Some(id)) => Some(view.facts(id)),
-            _ => None,
-        };
+    // Every content whose facts the report shows or the verdicts need, each read once.
+    let mut wanted: FxHashSet<ContentId> = FxHashSet::default();
+    for note in &noted {
+        wanted.extend(note.source);
+        wanted.extend(note.target);
+        if let Step::Applied { content, .. } = note.step {
+            wanted.insert(content);
+        }
     }
+    for change in &changes {
+        wanted.extend(change.before);
+        wanted.extend(change.after);
+    }
+    wanted.extend(overwritten.values().flatten().copied());
+    let mut wanted: Vec<ContentId> = wanted.into_iter().collect();
+    wanted.sort_unstable();
+    let contents = &view.contents;
+    let read: Vec<(ContentId, Arc<FileFacts>)> = wanted
+        .par_iter()
+        .map(|&id| (id, Arc::new(read_facts(volumes, &contents[id], options))))
+        .collect();
+    let mut facts: Vec<Option<Arc<FileFacts>>> = vec![None; contents.len()];
+    for (id, f) in read {
+        facts[id] = Some(f);
+    }
+    let facts_of = |id: Option<ContentId>| id.and_then(|id| facts[id].clone());
 
     let mut outcomes = Vec::with_capacity(operations.len());
-    for (index, step) in steps.into_iter().enumerate() {
-        let source_file = source_content[index].map(|id| view.facts(id));
-        let target_file = target_content[index].map(|id| view.facts(id));
-        let (verdict, reason, m) = match step {
+    for (index, note) in noted.into_iter().enumerate() {
+        let source_file = facts_of(note.source);
+        let target_file = facts_of(note.target);
+        let (verdict, reason, m) = match note.step {
             Step::Decided(verdict, reason) => (verdict, reason, None),
             Step::Applied {
                 destination,
@@ -367,18 +404,15 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
                     None,
                 ),
                 None => {
-                    let staged: Vec<ContentId> =
-                        overwritten.get(&destination).cloned().unwrap_or_default();
-                    let m = staged
+                    let m = overwritten
+                        .get(&destination)
                         .into_iter()
-                        .filter(|&id| id != content)
-                        .filter_map(|id| view.facts(id).file_version)
+                        .flatten()
+                        .filter(|&&id| id != content)
+                        .filter_map(|&id| facts_of(Some(id)).and_then(|f| f.file_version))
                         .max();
-                    let (verdict, reason) = verdict::final_writer(
-                        source_file.as_ref(),
-                        target_file.as_ref(),
-                        m,
-                    );
+                    let (verdict, reason) =
+                        verdict::final_writer(source_file.as_deref(), target_file.as_deref(), m);
                     (verdict, reason, m)
                 }
             },
@@ -392,81 +426,89 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
             superseded_by: superseded_by[index],
         });
     }
+    let changes = changes
+        .into_iter()
+        .map(|change| FileChange {
+            nt_path: change.nt_path,
+            before: facts_of(change.before),
+            after: facts_of(change.after),
+            operations: change.operations,
+        })
+        .collect();
     Replay { outcomes, changes }
 }
 
-fn replay_one(
+/// The step an operation took, and the paths it changed (with the NT path as spelled).
+type Done<'o> = (Step, Vec<(PathKey, &'o str)>);
+
+fn replay_one<'o>(
     view: &mut View<'_>,
-    operation: &Operation,
+    operation: &'o Operation,
     index: usize,
     source_content: &mut Option<ContentId>,
     target_content: &mut Option<ContentId>,
     superseded_by: &mut [Option<usize>],
-    overwritten: &mut HashMap<PathKey, Vec<ContentId>>,
-) -> Result<Step, Unresolved> {
+    overwritten: &mut FxHashMap<PathKey, Vec<ContentId>>,
+) -> Result<Done<'o>, Unresolved> {
     let source = view.volumes.resolve(&operation.source.path)?.key;
     let destination = match &operation.destination {
-        Some(dest) => Some(view.volumes.resolve(&dest.path)?.key),
+        Some(dest) => Some((view.volumes.resolve(&dest.path)?.key, dest.path.as_str())),
         None => None,
     };
-    if let Some(dest) = &destination {
+    if let Some((dest, _)) = &destination {
         *target_content = view.disk(dest)?;
     }
+    let decided = |verdict: Verdict, why: &str| Ok((Step::Decided(verdict, why.into()), Vec::new()));
     let Some(moving) = view.lookup(&source)? else {
         *source_content = view.disk(&source)?;
-        let why = if source_content.is_some() {
-            "the source no longer exists at this point of the boot (an earlier operation moved or deleted it)"
-        } else {
-            "the source does not exist"
-        };
-        return Ok(Step::Decided(Verdict::NoEffect, why.into()));
+        return decided(
+            Verdict::NoEffect,
+            if source_content.is_some() {
+                "the source no longer exists at this point of the boot (an earlier operation moved or deleted it)"
+            } else {
+                "the source does not exist"
+            },
+        );
     };
     *source_content = Some(moving);
 
-    let Some(destination) = destination else {
+    let Some((destination, destination_path)) = destination else {
         if view.is_dir(moving) && view.has_children(&source, moving)? {
-            return Ok(Step::Decided(
+            return decided(
                 Verdict::NoEffect,
-                "the directory is not empty, and smss deletes only empty directories".into(),
-            ));
+                "the directory is not empty, and smss deletes only empty directories",
+            );
         }
-        view.overlay.insert(source, Slot::Empty);
+        view.put(source.clone(), Slot::Empty);
         if let Some(writer) = view.contents[moving].placed_by {
             superseded_by[writer] = Some(index);
         }
-        return Ok(Step::Decided(Verdict::Delete, "deletes the source".into()));
+        return Ok((
+            Step::Decided(Verdict::Delete, "deletes the source".into()),
+            vec![(source, operation.source.path.as_str())],
+        ));
     };
 
     match destination.parent() {
         Some(parent) => match view.lookup(&parent)? {
             Some(id) if view.is_dir(id) => {}
-            _ => {
-                return Ok(Step::Decided(
-                    Verdict::NoEffect,
-                    "the destination's folder does not exist".into(),
-                ))
-            }
+            _ => return decided(Verdict::NoEffect, "the destination's folder does not exist"),
         },
-        None => {
-            return Ok(Step::Decided(
-                Verdict::NoEffect,
-                "the destination is the root of a volume".into(),
-            ))
-        }
+        None => return decided(Verdict::NoEffect, "the destination is the root of a volume"),
     }
     if source != destination {
         if let Some(existing) = view.lookup(&destination)? {
             if view.is_dir(existing) {
-                return Ok(Step::Decided(
+                return decided(
                     Verdict::NoEffect,
-                    "the destination is a directory, which a rename never replaces".into(),
-                ));
+                    "the destination is a directory, which a rename never replaces",
+                );
             }
             if !operation.replace_existing {
-                return Ok(Step::Decided(
+                return decided(
                     Verdict::NoEffect,
-                    "the destination exists and the operation lacks ! (replace existing), so the rename fails".into(),
-                ));
+                    "the destination exists and the operation lacks ! (replace existing), so the rename fails",
+                );
             }
             if let Some(writer) = view.contents[existing].placed_by {
                 superseded_by[writer] = Some(index);
@@ -480,12 +522,18 @@ fn replay_one(
     if let Some(writer) = view.contents[moving].placed_by {
         superseded_by[writer] = Some(index);
     }
-    view.overlay.insert(source, Slot::Empty);
-    view.overlay
-        .insert(destination.clone(), Slot::Holds(moving));
+    view.put(source.clone(), Slot::Empty);
+    view.put(destination.clone(), Slot::Holds(moving));
     view.contents[moving].placed_by = Some(index);
-    Ok(Step::Applied {
-        destination,
-        content: moving,
-    })
+    let touched = vec![
+        (source, operation.source.path.as_str()),
+        (destination.clone(), destination_path),
+    ];
+    Ok((
+        Step::Applied {
+            destination,
+            content: moving,
+        },
+        touched,
+    ))
 }

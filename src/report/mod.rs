@@ -8,6 +8,7 @@ mod versions;
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -163,8 +164,8 @@ pub struct OperationReport {
     pub target_version: Option<FileVersion>,
     pub verdict: Verdict,
     pub reason: String,
-    pub source_file: Option<FileFacts>,
-    pub target_file: Option<FileFacts>,
+    pub source_file: Option<Arc<FileFacts>>,
+    pub target_file: Option<Arc<FileFacts>>,
     pub overwritten_staged_version: Option<FileVersion>,
     pub superseded_by: Option<usize>,
     /// Raw UTF-16LE bytes (hex) of a stored string that did not decode exactly.

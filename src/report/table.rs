@@ -155,7 +155,7 @@ pub fn write_table(report: &Report, style: Style, out: &mut dyn Write) -> io::Re
             op.index,
             style.verdict(op.verdict)
         )?;
-        let version = |facts: &Option<FileFacts>| match facts {
+        let version = |facts: &Option<std::sync::Arc<FileFacts>>| match facts.as_deref() {
             Some(f) => match (&f.file_version, &f.unversioned_reason) {
                 (Some(v), _) => v.to_string(),
                 (None, Some(why)) => format!("unversioned: {why}"),

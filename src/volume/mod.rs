@@ -59,28 +59,86 @@ pub trait Volume: Send + Sync {
 }
 
 /// The identity of a path on the mapped volumes: mount index and case-folded on-disk names
-/// (for the part that exists; the requested names, folded, for the rest). Two spellings of one
-/// file, through different case, short names or links, have the same key.
+/// (for the part that exists; the requested names, folded, for the rest), joined with `\`.
+/// Two spellings of one file, through different case, short names or links, have the same
+/// key. Cheap to clone and hash: one shared string.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PathKey {
-    pub mount: usize,
-    pub folded: Vec<String>,
+    mount: u32,
+    /// Folded components joined with `\`; empty for the volume root.
+    folded: Arc<str>,
 }
 
 impl PathKey {
+    /// A key from folded components (which never contain `\`).
+    pub fn new<S: AsRef<str>>(mount: usize, folded: impl IntoIterator<Item = S>) -> PathKey {
+        let mut joined = String::new();
+        for (i, part) in folded.into_iter().enumerate() {
+            if i > 0 {
+                joined.push('\\');
+            }
+            joined.push_str(part.as_ref());
+        }
+        PathKey {
+            mount: mount as u32,
+            folded: joined.into(),
+        }
+    }
+
+    pub fn mount(&self) -> usize {
+        self.mount as usize
+    }
+
+    /// The folded path below the volume root, components joined with `\`.
+    pub fn as_str(&self) -> &str {
+        &self.folded
+    }
+
+    pub fn components(&self) -> impl Iterator<Item = &str> {
+        self.folded.split('\\').filter(|c| !c.is_empty())
+    }
+
     pub fn parent(&self) -> Option<PathKey> {
-        let (_, parent) = self.folded.split_last()?;
+        if self.folded.is_empty() {
+            return None;
+        }
+        let parent = self.folded.rfind('\\').map_or("", |at| &self.folded[..at]);
         Some(PathKey {
             mount: self.mount,
-            folded: parent.to_vec(),
+            folded: parent.into(),
         })
+    }
+
+    /// The key of a folded name inside this directory.
+    pub fn child(&self, folded_name: &str) -> PathKey {
+        let joined = if self.folded.is_empty() {
+            folded_name.to_string()
+        } else {
+            format!("{}\\{folded_name}", self.folded)
+        };
+        PathKey {
+            mount: self.mount,
+            folded: joined.into(),
+        }
     }
 
     /// Whether `self` lies strictly below `ancestor`.
     pub fn is_below(&self, ancestor: &PathKey) -> bool {
         self.mount == ancestor.mount
             && self.folded.len() > ancestor.folded.len()
-            && self.folded.starts_with(&ancestor.folded)
+            && (ancestor.folded.is_empty()
+                || (self.folded.starts_with(&*ancestor.folded)
+                    && self.folded.as_bytes()[ancestor.folded.len()] == b'\\'))
+    }
+
+    /// This path with `from` (an ancestor) replaced by `to`: where it is after `from` moved.
+    pub fn rebase(&self, from: &PathKey, to: &PathKey) -> PathKey {
+        let rest = self.folded[from.folded.len()..].trim_start_matches('\\');
+        let mut key = to.clone();
+        if !rest.is_empty() {
+            key = key.child(rest);
+        }
+        key
     }
 }
 
@@ -111,8 +169,8 @@ struct Listing {
     short: OnceLock<Option<HashMap<String, usize>>>,
 }
 
-/// Directory listings by mount and on-disk directory path.
-type ListingCache = HashMap<(usize, Vec<OsString>), Arc<Listing>>;
+/// Directory listings by mount, then by folded directory path.
+type ListingCache = HashMap<u32, HashMap<Box<str>, Arc<Listing>>>;
 
 /// Links followed while resolving one path, at most (Windows allows 63 reparse hops).
 const MAX_LINK_HOPS: usize = 32;
@@ -212,10 +270,7 @@ impl Volumes {
     pub fn find_windows_dir(&mut self) -> Option<String> {
         let mount = self.mount_index(self.system_drive)?;
         for candidate in ["Windows", "WINNT"] {
-            let key = PathKey {
-                mount,
-                folded: [candidate, "System32", "config"].map(fold).to_vec(),
-            };
+            let key = PathKey::new(mount, [candidate, "System32", "config"].map(fold));
             if let Ok(Some(entry)) = self.stat(&key) {
                 if entry.kind == EntryKind::Directory {
                     let name = entry.names[0].clone();
@@ -288,6 +343,8 @@ impl Volumes {
         let mut pending: VecDeque<String> = components.into();
         let mut names: Vec<OsString> = Vec::new();
         let mut folded: Vec<String> = Vec::new();
+        // The folded path of the current directory: the listing cache's key.
+        let mut dir_key = String::new();
         let mut kind = EntryKind::Directory;
         let mut exists = true;
         let mut hops = 0;
@@ -298,7 +355,7 @@ impl Volumes {
                 folded.push(fold(&component));
                 continue;
             }
-            let listing = match self.listing(mount, &names) {
+            let listing = match self.listing(mount, &names, &dir_key) {
                 Ok(listing) => listing,
                 Err(err) => return Err(self.cannot_list(mount, &names, &err)),
             };
@@ -327,15 +384,21 @@ impl Volumes {
                 pending = restart.into_iter().chain(pending).collect();
                 names.clear();
                 folded.clear();
+                dir_key.clear();
                 kind = EntryKind::Directory;
                 continue;
             }
+            let name = fold(&entry.name.to_string_lossy());
+            if !dir_key.is_empty() {
+                dir_key.push('\\');
+            }
+            dir_key.push_str(&name);
             names.push(entry.name.clone());
-            folded.push(fold(&entry.name.to_string_lossy()));
+            folded.push(name);
             kind = entry.kind;
         }
         Ok(Resolved {
-            key: PathKey { mount, folded },
+            key: PathKey::new(mount, folded),
             entry: exists.then_some(DiskEntry { names, kind }),
         })
     }
@@ -454,23 +517,32 @@ impl Volumes {
     /// What the disk holds at a key from [`Volumes::resolve`] (or built from one, such as its
     /// parent or a child from [`Volumes::children`]): `Ok(None)` when nothing is there.
     pub fn stat(&self, key: &PathKey) -> Result<Option<DiskEntry>, Unresolved> {
-        let mut names: Vec<OsString> = Vec::with_capacity(key.folded.len());
+        let mount = key.mount();
+        let mut names: Vec<OsString> = Vec::new();
         let mut kind = EntryKind::Directory;
-        for component in &key.folded {
+        let path = key.as_str();
+        let mut dir_end = 0;
+        for component in key.components() {
             if kind != EntryKind::Directory {
                 return Ok(None);
             }
-            let listing = match self.listing(key.mount, &names) {
+            // Keys are canonical: the folded prefix is the directory's cache key.
+            let listing = match self.listing(mount, &names, &path[..dir_end]) {
                 Ok(listing) => listing,
                 Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(err) => return Err(self.cannot_list(key.mount, &names, &err)),
+                Err(err) => return Err(self.cannot_list(mount, &names, &err)),
             };
-            let Some(index) = self.match_component(key.mount, &names, &listing, component)? else {
+            let Some(index) = self.match_component(mount, &names, &listing, component)? else {
                 return Ok(None);
             };
             let entry = &listing.entries[index];
             names.push(entry.name.clone());
             kind = entry.kind;
+            dir_end = if dir_end == 0 {
+                component.len()
+            } else {
+                dir_end + 1 + component.len()
+            };
         }
         Ok(Some(DiskEntry { names, kind }))
     }
@@ -482,7 +554,7 @@ impl Volumes {
                 names,
                 kind: EntryKind::Directory,
             })) => self
-                .listing(key.mount, &names)
+                .listing(key.mount(), &names, key.as_str())
                 .map(|listing| listing.by_folded.keys().cloned().collect())
                 .unwrap_or_default(),
             _ => Vec::new(),
@@ -497,9 +569,13 @@ impl Volumes {
         self.mounts[mount].display(names)
     }
 
-    fn listing(&self, mount: usize, dir: &[OsString]) -> io::Result<Arc<Listing>> {
-        let cache_key = (mount, dir.to_vec());
-        if let Some(listing) = self.cache().get(&cache_key) {
+    /// The listing of a directory, by its on-disk names and its folded path (the cache key).
+    fn listing(&self, mount: usize, dir: &[OsString], folded: &str) -> io::Result<Arc<Listing>> {
+        if let Some(listing) = self
+            .cache()
+            .get(&(mount as u32))
+            .and_then(|dirs| dirs.get(folded))
+        {
             return Ok(Arc::clone(listing));
         }
         let entries = self.mounts[mount].list(dir)?;
@@ -515,7 +591,10 @@ impl Volumes {
             by_folded,
             short: OnceLock::new(),
         });
-        self.cache().insert(cache_key, Arc::clone(&listing));
+        self.cache()
+            .entry(mount as u32)
+            .or_default()
+            .insert(folded.into(), Arc::clone(&listing));
         Ok(listing)
     }
 
@@ -526,7 +605,7 @@ impl Volumes {
 
     /// How many directories have been listed so far (each is listed once).
     pub fn listings_read(&self) -> usize {
-        self.cache().len()
+        self.cache().values().map(HashMap::len).sum()
     }
 }
 
@@ -572,13 +651,20 @@ mod tests {
 
     #[test]
     fn path_keys_know_their_ancestors() {
-        let key = |parts: &[&str]| PathKey {
-            mount: 0,
-            folded: parts.iter().map(|s| s.to_string()).collect(),
-        };
+        let key = |parts: &[&str]| PathKey::new(0, parts.iter());
         assert!(key(&["A", "B"]).is_below(&key(&["A"])));
+        assert!(key(&["A", "B"]).is_below(&key(&[])));
+        assert!(!key(&["AB"]).is_below(&key(&["A"])));
         assert!(!key(&["A"]).is_below(&key(&["A"])));
         assert_eq!(key(&["A", "B"]).parent(), Some(key(&["A"])));
+        assert_eq!(key(&["A"]).parent(), Some(key(&[])));
         assert_eq!(key(&[]).parent(), None);
+        assert_eq!(key(&["A"]).child("B"), key(&["A", "B"]));
+        assert_eq!(key(&[]).child("B"), key(&["B"]));
+        assert_eq!(
+            key(&["A", "B", "C"]).rebase(&key(&["A"]), &key(&["X", "Y"])),
+            key(&["X", "Y", "B", "C"])
+        );
+        assert_eq!(key(&["A", "B"]).components().collect::<Vec<_>>(), ["A", "B"]);
     }
 }
