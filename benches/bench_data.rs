@@ -68,7 +68,7 @@ fn win10_volume(root: &Path, hive: &[u8], fixtures: &[Vec<u8>]) {
     let mut count = 0;
     for (i, op) in queue.operations.iter().enumerate() {
         let paths =
-            std::iter::once(&op.source.path).chain(op.destination.as_ref().map(|d| &d.path));
+            std::iter::once(op.source.path()).chain(op.destination.as_ref().map(|d| d.path()));
         for path in paths {
             let Some(relative) = path.strip_prefix("\\??\\C:\\") else {
                 continue;

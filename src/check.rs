@@ -117,7 +117,7 @@ pub fn check(options: &CheckOptions) -> Result<Report, CheckError> {
     };
     let loaded = hive::load(&hive_path, &options.logs).map_err(invalid)?;
     let primary = BaseBlock::parse(&loaded.primary).map_err(invalid)?;
-    let system = SystemHive::read(loaded.bytes()).map_err(invalid)?;
+    let mut system = SystemHive::read(loaded.bytes()).map_err(invalid)?;
     let used = system
         .choose_control_set(options.control_set)
         .map_err(invalid)?;
@@ -136,18 +136,27 @@ pub fn check(options: &CheckOptions) -> Result<Report, CheckError> {
         ));
     }
     findings.extend(system.findings.iter().cloned());
+    // Everything the report needs from the files is taken now; the hive's bytes (mapped, or
+    // recovered in memory) are released before the replay.
+    let hive = hive_section(&loaded, &primary, options.hash);
+    drop(loaded);
     volumes.set_volume_guids(volume_letters(&system.mounted_devices));
     let windows_directory = volumes.find_windows_dir();
-    let session = system
-        .control_set(used)
-        .expect("choose_control_set returns a present set");
+    let other_control_sets = other_control_sets(&system, used);
+    let Some(session) = system
+        .control_sets
+        .iter_mut()
+        .find(|s| s.control_set == used)
+    else {
+        unreachable!("choose_control_set returns a present set");
+    };
     if !session.key_found {
         findings.push(crate::Finding::warning(
             "session-manager-missing",
             format!("ControlSet{used:03} has no Control\\Session Manager key"),
         ));
     }
-    let queue = queue::decode_registry(&session.pending);
+    let queue = queue::decode_registry(&std::mem::take(&mut session.pending));
     findings.extend(queue.findings.iter().cloned());
 
     let replay = boot::replay(
@@ -186,30 +195,10 @@ pub fn check(options: &CheckOptions) -> Result<Report, CheckError> {
         })
         .collect();
 
-    let other_control_sets = system
-        .control_sets
-        .iter()
-        .filter(|set| set.control_set != used)
-        .map(|set| OtherControlSet {
-            control_set: set.control_set,
-            operations: queue::decode_registry(&set.pending).operations.len(),
-            same_as_used: set.damage.is_none() && set.pending == session.pending,
-            damage: set.damage.clone(),
-            values: set
-                .pending
-                .iter()
-                .map(|v| ValueSize {
-                    name: v.name.clone(),
-                    bytes: v.bytes.len(),
-                })
-                .collect(),
-        })
-        .collect();
-
     let select = system.select.unwrap_or_default();
     Ok(Report {
         tool: Tool::default(),
-        hive: hive_section(&loaded, &primary, options.hash),
+        hive,
         control_set: ControlSetSection {
             used,
             chosen_by: match options.control_set {
@@ -243,6 +232,30 @@ pub fn check(options: &CheckOptions) -> Result<Report, CheckError> {
         other_control_sets,
         findings,
     })
+}
+
+/// The queues of the control sets not replayed, and whether they equal the one used.
+fn other_control_sets(system: &SystemHive, used: u32) -> Vec<OtherControlSet> {
+    let used_values = system.control_set(used).map(|s| &s.pending);
+    system
+        .control_sets
+        .iter()
+        .filter(|set| set.control_set != used)
+        .map(|set| OtherControlSet {
+            control_set: set.control_set,
+            operations: queue::decode_registry(&set.pending).operations.len(),
+            same_as_used: set.damage.is_none() && Some(&set.pending) == used_values,
+            damage: set.damage.clone(),
+            values: set
+                .pending
+                .iter()
+                .map(|v| ValueSize {
+                    name: v.name.clone(),
+                    bytes: v.bytes.len(),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 fn hive_section(loaded: &LoadedHive, primary: &BaseBlock, hash: HashMode) -> HiveSection {

@@ -130,9 +130,9 @@ struct View<'v> {
     by_origin: FxHashMap<PathKey, ContentId>,
     /// What earlier operations changed.
     overlay: FxHashMap<PathKey, Slot>,
-    /// Paths that earlier operations filled, by their folder (to tell whether a folder is
+    /// How many paths in each folder earlier operations filled (to tell whether a folder is
     /// empty without scanning the overlay).
-    added_children: FxHashMap<PathKey, Vec<PathKey>>,
+    filled_children: FxHashMap<PathKey, u32>,
 }
 
 impl View<'_> {
@@ -195,23 +195,21 @@ impl View<'_> {
                 return Ok(true);
             }
         }
-        let added = self.added_children.get(key).cloned().unwrap_or_default();
-        for child in added {
-            if self.lookup(&child)?.is_some() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        Ok(self.filled_children.get(key).is_some_and(|&n| n > 0))
     }
 
     fn put(&mut self, key: PathKey, slot: Slot) {
-        if let (Slot::Holds(_), Some(parent)) = (slot, key.parent()) {
-            self.added_children
-                .entry(parent)
-                .or_default()
-                .push(key.clone());
+        let parent = key.parent();
+        let was_filled = matches!(self.overlay.insert(key, slot), Some(Slot::Holds(_)));
+        let now_filled = matches!(slot, Slot::Holds(_));
+        if let (Some(parent), true) = (parent, was_filled != now_filled) {
+            let count = self.filled_children.entry(parent).or_default();
+            *count = if now_filled {
+                *count + 1
+            } else {
+                count.saturating_sub(1)
+            };
         }
-        self.overlay.insert(key, slot);
     }
 }
 
@@ -307,7 +305,7 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
         contents: Vec::new(),
         by_origin: FxHashMap::default(),
         overlay: FxHashMap::default(),
-        added_children: FxHashMap::default(),
+        filled_children: FxHashMap::default(),
     };
     let mut noted: Vec<Noted> = Vec::with_capacity(operations.len());
     let mut superseded_by: Vec<Option<usize>> = vec![None; operations.len()];
@@ -450,15 +448,16 @@ fn replay_one<'o>(
     superseded_by: &mut [Option<usize>],
     overwritten: &mut FxHashMap<PathKey, Vec<ContentId>>,
 ) -> Result<Done<'o>, Unresolved> {
-    let source = view.volumes.resolve(&operation.source.path)?.key;
+    let source = view.volumes.resolve(operation.source.path())?.key;
     let destination = match &operation.destination {
-        Some(dest) => Some((view.volumes.resolve(&dest.path)?.key, dest.path.as_str())),
+        Some(dest) => Some((view.volumes.resolve(dest.path())?.key, dest.path())),
         None => None,
     };
     if let Some((dest, _)) = &destination {
         *target_content = view.disk(dest)?;
     }
-    let decided = |verdict: Verdict, why: &str| Ok((Step::Decided(verdict, why.into()), Vec::new()));
+    let decided =
+        |verdict: Verdict, why: &str| Ok((Step::Decided(verdict, why.into()), Vec::new()));
     let Some(moving) = view.lookup(&source)? else {
         *source_content = view.disk(&source)?;
         return decided(
@@ -485,7 +484,7 @@ fn replay_one<'o>(
         }
         return Ok((
             Step::Decided(Verdict::Delete, "deletes the source".into()),
-            vec![(source, operation.source.path.as_str())],
+            vec![(source, operation.source.path())],
         ));
     };
 
@@ -526,7 +525,7 @@ fn replay_one<'o>(
     view.put(destination.clone(), Slot::Holds(moving));
     view.contents[moving].placed_by = Some(index);
     let touched = vec![
-        (source, operation.source.path.as_str()),
+        (source, operation.source.path()),
         (destination.clone(), destination_path),
     ];
     Ok((

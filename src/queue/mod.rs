@@ -6,6 +6,8 @@
 
 pub mod multi_sz;
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::hive::{type_name, RawValue};
@@ -31,12 +33,19 @@ pub enum Action {
 pub struct QueuePath {
     /// The string exactly as stored, prefixes included.
     pub stored: String,
-    /// The NT path after the `*N`, `!` and `@` prefixes.
-    pub path: String,
+    /// Bytes of `stored` taken by the `*N`, `!` and `@` prefixes.
+    pub prefix_len: usize,
     /// The character after a `*` prefix (`*1` -> `1`), if there was one.
     pub star: Option<char>,
     /// Raw UTF-16LE bytes (hex) when the stored string did not decode exactly.
     pub raw_hex: Option<String>,
+}
+
+impl QueuePath {
+    /// The NT path after the `*N`, `!` and `@` prefixes.
+    pub fn path(&self) -> &str {
+        &self.stored[self.prefix_len..]
+    }
 }
 
 /// One operation smss will attempt.
@@ -46,7 +55,7 @@ pub struct Operation {
     pub index: usize,
     pub queue: QueueSource,
     /// The registry value the operation's source string is in.
-    pub value: String,
+    pub value: Arc<str>,
     /// Index of the source string within that value (0-based, empty strings counted).
     pub string_index: usize,
     pub action: Action,
@@ -111,11 +120,12 @@ pub fn decode_registry(values: &[RawValue]) -> Queue {
                 format!("{} ({} bytes) {what}", value.name, value.bytes.len()),
             ));
         }
+        let name: Arc<str> = value.name.as_str().into();
         strings.extend(
             decoded
                 .into_iter()
                 .enumerate()
-                .map(|(index, string)| (value.name.as_str(), index, string)),
+                .map(|(index, string)| (Arc::clone(&name), index, string)),
         );
     }
 
@@ -146,7 +156,7 @@ pub fn decode_registry(values: &[RawValue]) -> Queue {
             None => Operation {
                 index,
                 queue: QueueSource::Registry,
-                value: value.to_string(),
+                value: Arc::clone(&value),
                 string_index,
                 action: Action::Delete,
                 source: parse_path(source.text, source.raw_hex, PathRole::DeleteSource).0,
@@ -160,7 +170,7 @@ pub fn decode_registry(values: &[RawValue]) -> Queue {
                 Operation {
                     index,
                     queue: QueueSource::Registry,
-                    value: value.to_string(),
+                    value: Arc::clone(&value),
                     string_index,
                     action: Action::Rename,
                     source: parse_path(source.text, source.raw_hex, PathRole::RenameSource).0,
@@ -173,7 +183,7 @@ pub fn decode_registry(values: &[RawValue]) -> Queue {
         operations.push(operation);
     }
     for operation in &mut operations {
-        if operation.source.path.is_empty() {
+        if operation.source.path().is_empty() {
             operation.notes.push("source path is empty".into());
         }
     }
@@ -208,10 +218,10 @@ fn parse_path(stored: String, raw_hex: Option<String>, role: PathRole) -> (Queue
         PathRole::RenameSource => None,
     };
     let replace = role == PathRole::Destination && marker.is_some();
-    let path = marker.unwrap_or(rest).to_string();
+    let prefix_len = stored.len() - marker.unwrap_or(rest).len();
     let parsed = QueuePath {
         stored,
-        path,
+        prefix_len,
         star,
         raw_hex,
     };
@@ -243,13 +253,16 @@ mod tests {
         assert_eq!(ops.len(), 3);
         assert_eq!(ops[0].action, Action::Rename);
         assert!(ops[0].replace_existing);
-        assert_eq!(ops[0].destination.as_ref().unwrap().path, "\\??\\C:\\a.dll");
+        assert_eq!(
+            ops[0].destination.as_ref().unwrap().path(),
+            "\\??\\C:\\a.dll"
+        );
         assert_eq!(
             ops[0].destination.as_ref().unwrap().stored,
             "!\\??\\C:\\a.dll"
         );
         assert_eq!(ops[1].action, Action::Delete);
-        assert_eq!(ops[1].source.path, "\\??\\C:\\old.log");
+        assert_eq!(ops[1].source.path(), "\\??\\C:\\old.log");
         assert_eq!(ops[1].string_index, 2);
         assert!(!ops[2].replace_existing);
         assert_eq!(ops[2].string_index, 4);
@@ -271,13 +284,13 @@ mod tests {
         )]);
         let ops = &queue.operations;
         assert_eq!(ops[0].source.star, Some('1'));
-        assert_eq!(ops[0].source.path, "\\??\\C:\\s1");
-        assert_eq!(ops[0].destination.as_ref().unwrap().path, "\\??\\C:\\d1");
+        assert_eq!(ops[0].source.path(), "\\??\\C:\\s1");
+        assert_eq!(ops[0].destination.as_ref().unwrap().path(), "\\??\\C:\\d1");
         assert!(ops[0].replace_existing);
         assert!(ops[1].replace_existing);
-        assert_eq!(ops[1].destination.as_ref().unwrap().path, "\\??\\C:\\d2");
+        assert_eq!(ops[1].destination.as_ref().unwrap().path(), "\\??\\C:\\d2");
         assert_eq!(ops[2].action, Action::Delete);
-        assert_eq!(ops[2].source.path, "\\??\\C:\\gone");
+        assert_eq!(ops[2].source.path(), "\\??\\C:\\gone");
         assert_eq!(ops[2].source.stored, "@\\??\\C:\\gone");
     }
 
@@ -298,10 +311,10 @@ mod tests {
         ]);
         let ops = &queue.operations;
         assert_eq!(ops.len(), 3);
-        assert_eq!(ops[1].value, "PendingFileRenameOperations");
-        assert_eq!(ops[1].destination.as_ref().unwrap().path, "\\??\\C:\\d");
+        assert_eq!(&*ops[1].value, "PendingFileRenameOperations");
+        assert_eq!(ops[1].destination.as_ref().unwrap().path(), "\\??\\C:\\d");
         assert!(ops[1].notes[0].contains("PendingFileRenameOperations2"));
-        assert_eq!(ops[2].value, "PendingFileRenameOperations2");
+        assert_eq!(&*ops[2].value, "PendingFileRenameOperations2");
         assert_eq!(ops[2].action, Action::Delete);
         assert_eq!(ops.iter().map(|o| o.index).collect::<Vec<_>>(), [0, 1, 2]);
     }

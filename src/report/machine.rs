@@ -61,7 +61,7 @@ pub fn write_csv(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     for op in &report.operations {
         writer.write_record([
             op.index.to_string(),
-            op.value.clone(),
+            op.value.to_string(),
             serde_plain(&op.action),
             op.source.clone(),
             text(op.destination.clone()),

@@ -152,7 +152,7 @@ pub struct ValueSize {
 pub struct OperationReport {
     pub index: usize,
     pub queue: QueueSource,
-    pub value: String,
+    pub value: Arc<str>,
     pub string_index: usize,
     pub action: Action,
     /// As stored, prefixes included.
