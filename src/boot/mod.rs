@@ -18,6 +18,7 @@ mod verdict;
 
 pub use verdict::Verdict;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -65,7 +66,7 @@ pub enum FileKind {
 pub struct Outcome {
     pub verdict: Verdict,
     /// One sentence on why, in the user's terms.
-    pub reason: String,
+    pub reason: Cow<'static, str>,
     /// What the operation moves or deletes, as it is at that point of the boot; when the
     /// source is missing then, what the source path holds on disk.
     pub source_file: Option<Arc<FileFacts>>,
@@ -271,7 +272,7 @@ fn read_facts(volumes: &Volumes, content: &Content, options: ReplayOptions) -> F
 
 /// Per-operation state kept during the replay.
 enum Step {
-    Decided(Verdict, String),
+    Decided(Verdict, Cow<'static, str>),
     /// A rename that applied: where it put which content.
     Applied {
         destination: PathKey,
@@ -328,7 +329,7 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
         );
         let (step, touched) = match outcome {
             Ok(done) => done,
-            Err(Unresolved(why)) => (Step::Decided(Verdict::Unresolved, why), Vec::new()),
+            Err(Unresolved(why)) => (Step::Decided(Verdict::Unresolved, why.into()), Vec::new()),
         };
         for (key, nt_path) in touched {
             let at = match change_index.get(&key) {
@@ -398,7 +399,7 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
             } => match superseded_by[index] {
                 Some(later) => (
                     Verdict::Superseded,
-                    format!("operation {later} later replaces, moves or deletes what this rename puts in place"),
+                    format!("operation {later} later replaces, moves or deletes what this rename puts in place").into(),
                     None,
                 ),
                 None => {
@@ -411,7 +412,7 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
                         .max();
                     let (verdict, reason) =
                         verdict::final_writer(source_file.as_deref(), target_file.as_deref(), m);
-                    (verdict, reason, m)
+                    (verdict, reason.into(), m)
                 }
             },
         };
@@ -456,8 +457,9 @@ fn replay_one<'o>(
     if let Some((dest, _)) = &destination {
         *target_content = view.disk(dest)?;
     }
-    let decided =
-        |verdict: Verdict, why: &str| Ok((Step::Decided(verdict, why.into()), Vec::new()));
+    fn decided<'o>(verdict: Verdict, why: &'static str) -> Result<Done<'o>, Unresolved> {
+        Ok((Step::Decided(verdict, Cow::Borrowed(why)), Vec::new()))
+    }
     let Some(moving) = view.lookup(&source)? else {
         *source_content = view.disk(&source)?;
         return decided(
@@ -483,7 +485,7 @@ fn replay_one<'o>(
             superseded_by[writer] = Some(index);
         }
         return Ok((
-            Step::Decided(Verdict::Delete, "deletes the source".into()),
+            Step::Decided(Verdict::Delete, Cow::Borrowed("deletes the source")),
             vec![(source, operation.source.path())],
         ));
     };

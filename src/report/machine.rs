@@ -69,7 +69,7 @@ pub fn write_csv(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             text(op.source_version.map(|v| v.to_string())),
             text(op.target_version.map(|v| v.to_string())),
             op.verdict.to_string(),
-            op.reason.clone(),
+            op.reason.to_string(),
             text(op.source_file.as_ref().map(|f| f.path.clone())),
             text(op.target_file.as_ref().map(|f| f.path.clone())),
             text(

@@ -163,7 +163,7 @@ pub struct OperationReport {
     pub source_version: Option<FileVersion>,
     pub target_version: Option<FileVersion>,
     pub verdict: Verdict,
-    pub reason: String,
+    pub reason: std::borrow::Cow<'static, str>,
     pub source_file: Option<Arc<FileFacts>>,
     pub target_file: Option<Arc<FileFacts>>,
     pub overwritten_staged_version: Option<FileVersion>,

@@ -19,6 +19,7 @@ mod short_name;
 pub use dir::DirVolume;
 pub use nt_path::{parse_nt_path, Anchor, NtPath};
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::io;
@@ -164,7 +165,10 @@ pub struct Unresolved(pub String);
 
 struct Listing {
     entries: Vec<DirEntry>,
-    by_folded: HashMap<String, Vec<usize>>,
+    /// Entry by folded name.
+    by_folded: HashMap<Box<str>, u32>,
+    /// Names that fold alike (a case-sensitive mount): all their entries.
+    same_fold: HashMap<Box<str>, Vec<u32>>,
     /// Folded short name -> entry, when the volume records short names; filled on first need.
     short: OnceLock<Option<HashMap<String, usize>>>,
 }
@@ -412,12 +416,21 @@ impl Volumes {
         component: &str,
     ) -> Result<Option<usize>, Unresolved> {
         let where_ = || self.mounts[mount].display(dir);
-        match listing.by_folded.get(&fold(component)).map(Vec::as_slice) {
-            Some([one]) => return Ok(Some(*one)),
-            Some(several) if several.len() > 1 => {
+        // Components from canonical keys are folded already; fold only when needed.
+        let folded = if component.chars().all(|c| fold_char(c) == c) {
+            Cow::Borrowed(component)
+        } else {
+            Cow::Owned(fold(component))
+        };
+        match listing.by_folded.get(&*folded) {
+            Some(&one) if !listing.same_fold.contains_key(&*folded) => {
+                return Ok(Some(one as usize))
+            }
+            Some(_) => {
+                let several = &listing.same_fold[&*folded];
                 let spellings: Vec<String> = several
                     .iter()
-                    .map(|&i| listing.entries[i].name.to_string_lossy().into_owned())
+                    .map(|&i| listing.entries[i as usize].name.to_string_lossy().into_owned())
                     .collect();
                 return Err(Unresolved(format!(
                     "{} names in {} differ only by case ({}); Windows would see one file, this mount has several",
@@ -555,7 +568,7 @@ impl Volumes {
                 kind: EntryKind::Directory,
             })) => self
                 .listing(key.mount(), &names, key.as_str())
-                .map(|listing| listing.by_folded.keys().cloned().collect())
+                .map(|listing| listing.by_folded.keys().map(|k| k.to_string()).collect())
                 .unwrap_or_default(),
             _ => Vec::new(),
         }
@@ -579,16 +592,21 @@ impl Volumes {
             return Ok(Arc::clone(listing));
         }
         let entries = self.mounts[mount].list(dir)?;
-        let mut by_folded: HashMap<String, Vec<usize>> = HashMap::with_capacity(entries.len());
+        let mut by_folded: HashMap<Box<str>, u32> = HashMap::with_capacity(entries.len());
+        let mut same_fold: HashMap<Box<str>, Vec<u32>> = HashMap::new();
         for (index, entry) in entries.iter().enumerate() {
-            by_folded
-                .entry(fold(&entry.name.to_string_lossy()))
-                .or_default()
-                .push(index);
+            let name: Box<str> = fold(&entry.name.to_string_lossy()).into();
+            let index = index as u32;
+            if let Some(&first) = by_folded.get(&name) {
+                same_fold.entry(name).or_insert_with(|| vec![first]).push(index);
+            } else {
+                by_folded.insert(name, index);
+            }
         }
         let listing = Arc::new(Listing {
             entries,
             by_folded,
+            same_fold,
             short: OnceLock::new(),
         });
         self.cache()
@@ -613,15 +631,18 @@ impl Volumes {
 /// mapping, as the volume's $UpCase table does), characters whose upper case is several
 /// characters (`ß`) left as they are.
 pub fn fold(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            let mut upper = c.to_uppercase();
-            match (upper.next(), upper.next()) {
-                (Some(u), None) => u,
-                _ => c,
-            }
-        })
-        .collect()
+    name.chars().map(fold_char).collect()
+}
+
+fn fold_char(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_uppercase();
+    }
+    let mut upper = c.to_uppercase();
+    match (upper.next(), upper.next()) {
+        (Some(u), None) => u,
+        _ => c,
+    }
 }
 
 #[cfg(test)]
@@ -665,6 +686,9 @@ mod tests {
             key(&["A", "B", "C"]).rebase(&key(&["A"]), &key(&["X", "Y"])),
             key(&["X", "Y", "B", "C"])
         );
-        assert_eq!(key(&["A", "B"]).components().collect::<Vec<_>>(), ["A", "B"]);
+        assert_eq!(
+            key(&["A", "B"]).components().collect::<Vec<_>>(),
+            ["A", "B"]
+        );
     }
 }
