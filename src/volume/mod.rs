@@ -430,7 +430,12 @@ impl Volumes {
                 let several = &listing.same_fold[&*folded];
                 let spellings: Vec<String> = several
                     .iter()
-                    .map(|&i| listing.entries[i as usize].name.to_string_lossy().into_owned())
+                    .map(|&i| {
+                        listing.entries[i as usize]
+                            .name
+                            .to_string_lossy()
+                            .into_owned()
+                    })
                     .collect();
                 return Err(Unresolved(format!(
                     "{} names in {} differ only by case ({}); Windows would see one file, this mount has several",
@@ -598,7 +603,10 @@ impl Volumes {
             let name: Box<str> = fold(&entry.name.to_string_lossy()).into();
             let index = index as u32;
             if let Some(&first) = by_folded.get(&name) {
-                same_fold.entry(name).or_insert_with(|| vec![first]).push(index);
+                same_fold
+                    .entry(name)
+                    .or_insert_with(|| vec![first])
+                    .push(index);
             } else {
                 by_folded.insert(name, index);
             }
