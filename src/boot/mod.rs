@@ -359,6 +359,9 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
     for (key, &at) in &change_index {
         changes[at].after = view.lookup(key).ok().flatten();
     }
+    // The view's maps are done with: free them before the files are read.
+    drop(change_index);
+    let View { contents, .. } = view;
 
     // Every content whose facts the report shows or the verdicts need, each read once.
     let mut wanted: FxHashSet<ContentId> = FxHashSet::default();
@@ -376,13 +379,13 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
     wanted.extend(overwritten.values().flatten().copied());
     let mut wanted: Vec<ContentId> = wanted.into_iter().collect();
     wanted.sort_unstable();
-    let contents = &view.contents;
-    let read: Vec<(ContentId, Arc<FileFacts>)> = wanted
+    let read: Vec<Arc<FileFacts>> = wanted
         .par_iter()
-        .map(|&id| (id, Arc::new(read_facts(volumes, &contents[id], options))))
+        .map(|&id| Arc::new(read_facts(volumes, &contents[id], options)))
         .collect();
     let mut facts: Vec<Option<Arc<FileFacts>>> = vec![None; contents.len()];
-    for (id, f) in read {
+    drop(contents);
+    for (id, f) in wanted.into_iter().zip(read) {
         facts[id] = Some(f);
     }
     let facts_of = |id: Option<ContentId>| id.and_then(|id| facts[id].clone());
