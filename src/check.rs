@@ -9,9 +9,11 @@ use thiserror::Error;
 use crate::boot::{self, ReplayOptions};
 use crate::hive::log::{LogFormat, LogUse};
 use crate::hive::{
-    self, BaseBlock, ControlSetChoice, HiveError, LoadedHive, LogChoice, MountedDevice, SystemHive,
+    self, BaseBlock, ControlSetChoice, HiveError, LoadedHive, LogChoice, MountedDevice, RawValue,
+    Select, SystemHive,
 };
 use crate::queue;
+use crate::queue::{Operation, Queue};
 use crate::report::{
     ControlSetSection, HiveSection, LogReport, MountedDeviceSection, OperationReport,
     OtherControlSet, Report, Summary, Tool, ValueSize, VolumeSection,
@@ -105,133 +107,177 @@ pub enum CheckError {
 /// Runs the pipeline. Problems with single files end up in the report; only inputs that
 /// cannot be examined at all are errors.
 pub fn check(options: &CheckOptions) -> Result<Report, CheckError> {
-    let mut volumes = mount_volumes(options)?;
-    let hive_path = match (&options.hive, &options.root) {
-        (Some(hive), _) => hive.clone(),
-        (None, Some(root)) => find_hive(&volumes, options.system_drive, root)?,
-        (None, None) => return Err(CheckError::NoInput),
-    };
-    let invalid = |source| CheckError::Hive {
-        path: hive_path.display().to_string(),
-        source,
-    };
-    let loaded = hive::load(&hive_path, &options.logs).map_err(invalid)?;
-    let primary = BaseBlock::parse(&loaded.primary).map_err(invalid)?;
-    let mut system = SystemHive::read(loaded.bytes()).map_err(invalid)?;
-    let used = system
-        .choose_control_set(options.control_set)
-        .map_err(invalid)?;
+    let mut inspection = Inspection::open(options)?;
+    // The raw values are not needed for a report: free them before the replay.
+    inspection.pending = Vec::new();
+    let queue = std::mem::take(&mut inspection.queue);
+    Ok(inspection.report(queue.operations, options))
+}
 
-    let mut findings = loaded.findings.clone();
-    if let Some(recovery) = loaded.recovery.as_ref().filter(|_| loaded.is_recovered()) {
-        findings.push(Finding::info(
-            "hive-recovered",
-            format!(
-                "the hive was dirty (sequence {}/{}); its transaction logs were applied as Windows would at the next boot (sequence now {}/{})",
-                recovery.sequence_before.0,
-                recovery.sequence_before.1,
-                recovery.sequence_after.0,
-                recovery.sequence_after.1
-            ),
-        ));
-    }
-    findings.extend(system.findings.iter().cloned());
-    // Everything the report needs from the files is taken now; the hive's bytes (mapped, or
-    // recovered in memory) are released before the replay.
-    let hive = hive_section(&loaded, &primary, options.hash);
-    drop(loaded);
-    volumes.set_volume_guids(volume_letters(&system.mounted_devices));
-    let windows_directory = volumes.find_windows_dir();
-    let other_control_sets = other_control_sets(&system, used);
-    let Some(session) = system
-        .control_sets
-        .iter_mut()
-        .find(|s| s.control_set == used)
-    else {
-        unreachable!("choose_control_set returns a present set");
-    };
-    if !session.key_found {
-        findings.push(crate::Finding::warning(
-            "session-manager-missing",
-            format!("ControlSet{used:03} has no Control\\Session Manager key"),
-        ));
-    }
-    let queue = queue::decode_registry(&std::mem::take(&mut session.pending));
-    findings.extend(queue.findings.iter().cloned());
+/// The inputs of a check, opened and decoded: everything before the replay.
+pub struct Inspection {
+    pub volumes: Volumes,
+    /// The control set whose queue is replayed.
+    pub used: u32,
+    /// Its pending values as stored.
+    pub pending: Vec<RawValue>,
+    /// Its decoded queue.
+    pub queue: Queue,
+    hive: HiveSection,
+    select: Select,
+    present: Vec<u32>,
+    mounted_devices: Vec<MountedDevice>,
+    windows_directory: Option<String>,
+    other_control_sets: Vec<OtherControlSet>,
+    findings: Vec<Finding>,
+}
 
-    let replay = boot::replay(
-        &queue.operations,
-        &volumes,
-        ReplayOptions {
-            hash_files: options.hash == HashMode::All,
-        },
-    );
+impl Inspection {
+    /// Opens the hive (with its logs) and the volumes, and decodes the queue.
+    pub fn open(options: &CheckOptions) -> Result<Inspection, CheckError> {
+        let mut volumes = mount_volumes(options)?;
+        let hive_path = match (&options.hive, &options.root) {
+            (Some(hive), _) => hive.clone(),
+            (None, Some(root)) => find_hive(&volumes, options.system_drive, root)?,
+            (None, None) => return Err(CheckError::NoInput),
+        };
+        let invalid = |source| CheckError::Hive {
+            path: hive_path.display().to_string(),
+            source,
+        };
+        let loaded = hive::load(&hive_path, &options.logs).map_err(invalid)?;
+        let primary = BaseBlock::parse(&loaded.primary).map_err(invalid)?;
+        let mut system = SystemHive::read(loaded.bytes()).map_err(invalid)?;
+        let used = system
+            .choose_control_set(options.control_set)
+            .map_err(invalid)?;
 
-    // The queue is not needed after the replay: its strings move into the report.
-    let operations: Vec<OperationReport> = queue
-        .operations
-        .into_iter()
-        .zip(replay.outcomes)
-        .map(|(op, outcome)| OperationReport {
-            index: op.index,
-            queue: op.queue,
-            value: op.value,
-            string_index: op.string_index,
-            action: op.action,
-            source: op.source.stored,
-            destination_raw_hex: op.destination.as_ref().and_then(|d| d.raw_hex.clone()),
-            destination: op.destination.map(|d| d.stored),
-            replace_existing: op.replace_existing,
-            source_version: outcome.source_file.as_ref().and_then(|f| f.file_version),
-            target_version: outcome.target_file.as_ref().and_then(|f| f.file_version),
-            verdict: outcome.verdict,
-            reason: outcome.reason,
-            source_file: outcome.source_file,
-            target_file: outcome.target_file,
-            overwritten_staged_version: outcome.overwritten_staged_version,
-            superseded_by: outcome.superseded_by,
-            source_raw_hex: op.source.raw_hex,
-            notes: op.notes,
-        })
-        .collect();
-
-    let select = system.select.unwrap_or_default();
-    Ok(Report {
-        tool: Tool::default(),
-        hive,
-        control_set: ControlSetSection {
+        let mut findings = loaded.findings.clone();
+        if let Some(recovery) = loaded.recovery.as_ref().filter(|_| loaded.is_recovered()) {
+            findings.push(Finding::info(
+                "hive-recovered",
+                format!(
+                    "the hive was dirty (sequence {}/{}); its transaction logs were applied as Windows would at the next boot (sequence now {}/{})",
+                    recovery.sequence_before.0,
+                    recovery.sequence_before.1,
+                    recovery.sequence_after.0,
+                    recovery.sequence_after.1
+                ),
+            ));
+        }
+        findings.extend(system.findings.iter().cloned());
+        // Everything the report needs from the files is taken now; the hive's bytes (mapped,
+        // or recovered in memory) are released before the replay.
+        let hive = hive_section(&loaded, &primary, options.hash);
+        drop(loaded);
+        volumes.set_volume_guids(volume_letters(&system.mounted_devices));
+        let windows_directory = volumes.find_windows_dir();
+        let other_control_sets = other_control_sets(&system, used);
+        let present = system.control_sets.iter().map(|s| s.control_set).collect();
+        let Some(session) = system
+            .control_sets
+            .iter_mut()
+            .find(|s| s.control_set == used)
+        else {
+            unreachable!("choose_control_set returns a present set");
+        };
+        if !session.key_found {
+            findings.push(Finding::warning(
+                "session-manager-missing",
+                format!("ControlSet{used:03} has no Control\\Session Manager key"),
+            ));
+        }
+        let pending = std::mem::take(&mut session.pending);
+        let queue = queue::decode_registry(&pending);
+        findings.extend(queue.findings.iter().cloned());
+        Ok(Inspection {
+            volumes,
             used,
-            chosen_by: match options.control_set {
-                ControlSetChoice::Next => "next",
-                ControlSetChoice::Current => "current",
-                ControlSetChoice::Number(_) => "number",
+            pending,
+            queue,
+            hive,
+            select: system.select.unwrap_or_default(),
+            present,
+            mounted_devices: system.mounted_devices,
+            windows_directory,
+            other_control_sets,
+            findings,
+        })
+    }
+
+    /// Replays `operations` (the decoded queue, or a changed one) and builds the report.
+    pub fn report(self, operations: Vec<Operation>, options: &CheckOptions) -> Report {
+        let volumes = self.volumes;
+        let replay = boot::replay(
+            &operations,
+            &volumes,
+            ReplayOptions {
+                hash_files: options.hash == HashMode::All,
             },
-            current: select.current,
-            default: select.default,
-            last_known_good: select.last_known_good,
-            failed: select.failed,
-            present: system.control_sets.iter().map(|s| s.control_set).collect(),
-        },
-        volumes: volume_sections(&volumes, &system.mounted_devices),
-        windows_directory,
-        mounted_devices: system
-            .mounted_devices
-            .iter()
-            .map(|device| MountedDeviceSection {
-                name: device.name.clone(),
-                volume: device.volume.clone(),
-                mapped_to: device
-                    .drive_letter()
-                    .and_then(|letter| volumes.drives().find(|(d, _)| *d == letter))
-                    .map(|(_, path)| path),
+        );
+        // The queue is not needed after the replay: its strings move into the report.
+        let operations: Vec<OperationReport> = operations
+            .into_iter()
+            .zip(replay.outcomes)
+            .map(|(op, outcome)| OperationReport {
+                index: op.index,
+                queue: op.queue,
+                value: op.value,
+                string_index: op.string_index,
+                action: op.action,
+                source: op.source.stored,
+                destination_raw_hex: op.destination.as_ref().and_then(|d| d.raw_hex.clone()),
+                destination: op.destination.map(|d| d.stored),
+                replace_existing: op.replace_existing,
+                source_version: outcome.source_file.as_ref().and_then(|f| f.file_version),
+                target_version: outcome.target_file.as_ref().and_then(|f| f.file_version),
+                verdict: outcome.verdict,
+                reason: outcome.reason,
+                source_file: outcome.source_file,
+                target_file: outcome.target_file,
+                overwritten_staged_version: outcome.overwritten_staged_version,
+                superseded_by: outcome.superseded_by,
+                source_raw_hex: op.source.raw_hex,
+                notes: op.notes,
             })
-            .collect(),
-        summary: Summary::of(&operations),
-        operations,
-        files: replay.changes,
-        other_control_sets,
-        findings,
-    })
+            .collect();
+        Report {
+            tool: Tool::default(),
+            hive: self.hive,
+            control_set: ControlSetSection {
+                used: self.used,
+                chosen_by: match options.control_set {
+                    ControlSetChoice::Next => "next",
+                    ControlSetChoice::Current => "current",
+                    ControlSetChoice::Number(_) => "number",
+                },
+                current: self.select.current,
+                default: self.select.default,
+                last_known_good: self.select.last_known_good,
+                failed: self.select.failed,
+                present: self.present,
+            },
+            volumes: volume_sections(&volumes, &self.mounted_devices),
+            windows_directory: self.windows_directory,
+            mounted_devices: self
+                .mounted_devices
+                .iter()
+                .map(|device| MountedDeviceSection {
+                    name: device.name.clone(),
+                    volume: device.volume.clone(),
+                    mapped_to: device
+                        .drive_letter()
+                        .and_then(|letter| volumes.drives().find(|(d, _)| *d == letter))
+                        .map(|(_, path)| path),
+                })
+                .collect(),
+            summary: Summary::of(&operations),
+            operations,
+            files: replay.changes,
+            other_control_sets: self.other_control_sets,
+            findings: self.findings,
+        }
+    }
 }
 
 /// The queues of the control sets not replayed, and whether they equal the one used.

@@ -3,19 +3,38 @@
 //! Every input (the hive, every file on the image's volumes) comes through here, so that one
 //! place guarantees the forensic rules: files are opened read-only, without updating their
 //! access time where the OS allows it, and nothing is ever written beside them. Files are
-//! memory-mapped so that a reader touches only the pages it needs.
+//! memory-mapped so that a reader touches only the pages it needs, unless [`set_no_mmap`] asked
+//! for plain reads (a file that shrinks under a mapping stops the process with SIGBUS; a file
+//! that shrinks under a read is only shorter).
 
 use std::fmt;
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use memmap2::Mmap;
 use sha2::{Digest, Sha256};
 
+/// Process-wide: read evidence into memory instead of mapping it (`--no-mmap`).
+static NO_MMAP: AtomicBool = AtomicBool::new(false);
+
+/// Makes every later [`Evidence::open`] read the whole file into an owned buffer instead of
+/// mapping it. For evidence that may change while it is read (a live system, a failing disk):
+/// a mapped file that shrinks kills the process with SIGBUS, a read one just ends early. Costs
+/// memory for the whole of every file examined.
+pub fn set_no_mmap(on: bool) {
+    NO_MMAP.store(on, Ordering::Relaxed);
+}
+
+/// Whether [`set_no_mmap`] is in effect.
+pub fn no_mmap() -> bool {
+    NO_MMAP.load(Ordering::Relaxed)
+}
+
 /// The bytes of one input file: a read-only private mapping, or an owned buffer for files that
-/// cannot be mapped (empty files; later, `--no-mmap`).
+/// are not mapped (empty files, and every file under [`set_no_mmap`]).
 pub struct Evidence {
     path: PathBuf,
     bytes: Bytes,
@@ -32,7 +51,7 @@ enum Bytes {
 }
 
 impl Evidence {
-    /// Opens `path` read-only and maps it.
+    /// Opens `path` read-only and maps it (or reads it, under [`set_no_mmap`]).
     pub fn open(path: &Path) -> io::Result<Evidence> {
         let file = open_read_only(path)?;
         let len = file.metadata()?.len();
@@ -41,6 +60,8 @@ impl Evidence {
                 words: Vec::new(),
                 len: 0,
             }
+        } else if no_mmap() {
+            read_owned(file, len)?
         } else {
             // SAFETY: the map is private and read-only. Its contents can still change if another
             // process truncates or rewrites the file while we hold it (SIGBUS on truncation);
@@ -100,6 +121,40 @@ impl fmt::Debug for Evidence {
     }
 }
 
+/// Reads up to `len` bytes (the size the file had when opened) into 8-byte aligned memory. A
+/// file that shrinks meanwhile gives fewer bytes; one that grows, the first `len`.
+fn read_owned(mut file: File, len: u64) -> io::Result<Bytes> {
+    let too_large = || {
+        io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!("{len} bytes do not fit in memory (read without --no-mmap)"),
+        )
+    };
+    let len = usize::try_from(len).map_err(|_| too_large())?;
+    let mut words: Vec<u64> = Vec::new();
+    words
+        .try_reserve_exact(len.div_ceil(8))
+        .map_err(|_| too_large())?;
+    words.resize(len.div_ceil(8), 0);
+    let buffer = bytemuck_words_mut(&mut words);
+    let mut filled = 0;
+    while filled < len {
+        match file.read(&mut buffer[filled..len]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(Bytes::Owned { words, len: filled })
+}
+
+fn bytemuck_words_mut(words: &mut [u64]) -> &mut [u8] {
+    // SAFETY: as for `bytemuck_words`; the borrow is unique, and any byte pattern written is a
+    // valid u64.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 8) }
+}
+
 fn bytemuck_words(words: &[u64]) -> &[u8] {
     // SAFETY: u64 has no padding and every bit pattern is a valid u8; the length is exact.
     unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), words.len() * 8) }
@@ -108,6 +163,7 @@ fn bytemuck_words(words: &[u64]) -> &[u8] {
 /// Opens a file for reading only. On Linux it asks for `O_NOATIME` first, so that reading
 /// evidence does not change its access time, and falls back to a plain read-only open when the
 /// kernel refuses (O_NOATIME needs file ownership or CAP_FOWNER).
+#[cfg(not(windows))]
 pub fn open_read_only(path: &Path) -> io::Result<File> {
     #[cfg(target_os = "linux")]
     {
@@ -123,6 +179,165 @@ pub fn open_read_only(path: &Path) -> io::Result<File> {
         }
     }
     std::fs::OpenOptions::new().read(true).open(path)
+}
+
+/// Opens a file for reading only: read access (GENERIC_READ) and nothing else, sharing read,
+/// write and delete. Evidence may be open elsewhere (a live system, an image another tool has
+/// mounted); our handle must neither fail because of that nor lock anyone out.
+///
+/// Access times: Windows keeps a file's last-access time unchanged for one handle only through
+/// `SetFileTime(handle, NULL, {0xFFFFFFFF, 0xFFFFFFFF}, NULL)`, and SetFileTime needs a handle
+/// opened with FILE_WRITE_ATTRIBUTES. That is a write right on the evidence, which we never ask
+/// for (it would also fail on read-only media and on files whose ACL grants read only). So on
+/// Windows the access time follows the host's NTFS policy (`NtfsDisableLastAccessUpdate`: no
+/// updates by default since Vista, "system managed" since Windows 10 1803). `docs/windows.md`
+/// says how to check it and how to make the volume read-only in Windows PE.
+#[cfg(windows)]
+pub fn open_read_only(path: &Path) -> io::Result<File> {
+    use std::os::windows::fs::OpenOptionsExt;
+    use windows_sys::Win32::Storage::FileSystem::{
+        FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
+    };
+    std::fs::OpenOptions::new()
+        .read(true)
+        .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE)
+        .open(path)
+}
+
+/// What a folder entry is, as [`list_dir`] reports it (links are not followed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListedKind {
+    File,
+    Directory,
+    Symlink,
+    Other,
+}
+
+/// One entry of a folder, as [`list_dir`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub name: std::ffi::OsString,
+    pub kind: ListedKind,
+}
+
+/// Lists a folder of the evidence without updating its access time: on Linux through a
+/// descriptor opened with `O_NOATIME` (falling back to a plain one when the kernel refuses, as
+/// [`open_read_only`] does). `std::fs::read_dir` and walkdir open folders without it, and on a
+/// `relatime` mount listing a folder whose access time is older than its modification time
+/// updates it, as reading a file does. `.` and `..` are left out; the order is the file
+/// system's.
+#[cfg(target_os = "linux")]
+pub fn list_dir(path: &Path) -> io::Result<Vec<Listed>> {
+    use std::ffi::{CStr, CString, OsStr};
+    use std::os::unix::ffi::OsStrExt;
+
+    struct Stream(*mut libc::DIR);
+    impl Drop for Stream {
+        fn drop(&mut self) {
+            // SAFETY: the stream came from a successful fdopendir and is closed once.
+            unsafe { libc::closedir(self.0) };
+        }
+    }
+
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in the path"))?;
+    let open = |flags: libc::c_int| {
+        // SAFETY: a NUL-terminated path; the result is checked.
+        let fd = unsafe {
+            libc::open(
+                c_path.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | flags,
+            )
+        };
+        if fd < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(fd)
+        }
+    };
+    let fd = match open(libc::O_NOATIME) {
+        Err(err) if err.raw_os_error() == Some(libc::EPERM) => open(0)?,
+        other => other?,
+    };
+    // SAFETY: `fd` is an open directory descriptor; fdopendir takes it over (on failure it is
+    // still ours and closed here).
+    let stream = unsafe { libc::fdopendir(fd) };
+    if stream.is_null() {
+        let err = io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so the descriptor is still ours to close.
+        unsafe { libc::close(fd) };
+        return Err(err);
+    }
+    let stream = Stream(stream);
+    let mut entries = Vec::new();
+    loop {
+        // readdir returns NULL both at the end and on error; errno tells them apart.
+        // SAFETY: errno is thread-local; the stream is open; the entry is read before the
+        // next readdir call on this stream.
+        let entry = unsafe {
+            *libc::__errno_location() = 0;
+            libc::readdir(stream.0)
+        };
+        if entry.is_null() {
+            let errno = io::Error::last_os_error();
+            if errno.raw_os_error().unwrap_or(0) != 0 {
+                return Err(errno);
+            }
+            break;
+        }
+        // SAFETY: readdir returned a valid entry whose d_name is NUL-terminated.
+        let (name, d_type) = unsafe {
+            (
+                CStr::from_ptr((*entry).d_name.as_ptr()).to_bytes().to_vec(),
+                (*entry).d_type,
+            )
+        };
+        if name == b"." || name == b".." {
+            continue;
+        }
+        let kind = match d_type {
+            libc::DT_REG => ListedKind::File,
+            libc::DT_DIR => ListedKind::Directory,
+            libc::DT_LNK => ListedKind::Symlink,
+            libc::DT_UNKNOWN => {
+                // Some file systems do not fill d_type: ask for the entry itself (a lookup
+                // does not touch the folder's access time).
+                let full = path.join(OsStr::from_bytes(&name));
+                match std::fs::symlink_metadata(full) {
+                    Ok(meta) if meta.file_type().is_symlink() => ListedKind::Symlink,
+                    Ok(meta) if meta.is_dir() => ListedKind::Directory,
+                    Ok(meta) if meta.is_file() => ListedKind::File,
+                    _ => ListedKind::Other,
+                }
+            }
+            _ => ListedKind::Other,
+        };
+        entries.push(Listed {
+            name: OsStr::from_bytes(&name).to_os_string(),
+            kind,
+        });
+    }
+    Ok(entries)
+}
+
+/// Lists a folder of the evidence (elsewhere than Linux, with the standard library).
+#[cfg(not(target_os = "linux"))]
+pub fn list_dir(path: &Path) -> io::Result<Vec<Listed>> {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let kind = match entry.file_type() {
+            Ok(t) if t.is_symlink() => ListedKind::Symlink,
+            Ok(t) if t.is_dir() => ListedKind::Directory,
+            Ok(t) if t.is_file() => ListedKind::File,
+            _ => ListedKind::Other,
+        };
+        entries.push(Listed {
+            name: entry.file_name(),
+            kind,
+        });
+    }
+    Ok(entries)
 }
 
 /// SHA-256 of a byte string, lower-case hex.
@@ -165,7 +380,156 @@ mod tests {
     }
 
     #[test]
+    fn read_mode_gives_the_same_bytes_aligned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        let data: Vec<u8> = (0..=255u8).cycle().take(10_003).collect();
+        std::fs::write(&path, &data).unwrap();
+        let read = read_owned(open_read_only(&path).unwrap(), data.len() as u64).unwrap();
+        let evidence = Evidence {
+            path: path.clone(),
+            bytes: read,
+        };
+        assert!(matches!(evidence.bytes, Bytes::Owned { .. }));
+        assert_eq!(&evidence[..], &data[..]);
+        assert_eq!(evidence.as_ptr() as usize % 8, 0);
+        // A file that is shorter than its size said (it shrank meanwhile) is just shorter.
+        let short = read_owned(open_read_only(&path).unwrap(), 20_000).unwrap();
+        assert!(matches!(short, Bytes::Owned { len: 10_003, .. }));
+    }
+
+    #[test]
+    fn list_dir_names_entries_and_their_kinds() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), b"x").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("file", dir.path().join("link")).unwrap();
+        let mut listed = list_dir(dir.path()).unwrap();
+        listed.sort_by(|a, b| a.name.cmp(&b.name));
+        let got: Vec<(&str, ListedKind)> = listed
+            .iter()
+            .map(|e| (e.name.to_str().unwrap(), e.kind))
+            .collect();
+        #[cfg_attr(not(unix), allow(unused_mut))] // no link is made off Unix
+        let mut expected = vec![("file", ListedKind::File), ("sub", ListedKind::Directory)];
+        #[cfg(unix)]
+        expected.insert(1, ("link", ListedKind::Symlink));
+        assert_eq!(got, expected);
+        assert!(list_dir(&dir.path().join("file")).is_err());
+        assert!(list_dir(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
     fn missing_file_is_an_error_not_a_panic() {
         assert!(Evidence::open(Path::new("/nonexistent/nextboot/x")).is_err());
+    }
+
+    /// Evidence that another program holds open for writing (a live system) can still be read.
+    #[cfg(windows)]
+    #[test]
+    fn opens_a_file_another_handle_is_writing() {
+        use std::io::Write;
+        use std::os::windows::fs::OpenOptionsExt;
+        use windows_sys::Win32::Storage::FileSystem::{FILE_SHARE_READ, FILE_SHARE_WRITE};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in-use");
+        let mut writer = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE)
+            .open(&path)
+            .unwrap();
+        writer.write_all(b"in use").unwrap();
+        writer.flush().unwrap();
+        let evidence = Evidence::open(&path).unwrap();
+        assert_eq!(&evidence[..], b"in use");
+    }
+
+    /// Our handle locks nobody out: others may still write to the file and rename it.
+    #[cfg(windows)]
+    #[test]
+    fn read_only_handle_shares_write_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared");
+        std::fs::write(&path, b"shared").unwrap();
+        let held = open_read_only(&path).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("FILE_SHARE_WRITE lets another handle write");
+        let moved = dir.path().join("moved");
+        std::fs::rename(&path, &moved).expect("FILE_SHARE_DELETE lets another handle rename");
+        drop(held);
+    }
+
+    /// The handle holds read rights only: no write, append, attribute, EA, delete or ACL
+    /// rights. Without FILE_WRITE_ATTRIBUTES it cannot pin the last-access time either (see
+    /// `open_read_only`). Asked of the object manager, because Wine, unlike Windows, lets a
+    /// handle without that right set the file's times.
+    #[cfg(windows)]
+    #[test]
+    fn read_only_handle_is_granted_read_rights_only() {
+        use std::io::Write;
+        use std::os::windows::io::AsRawHandle;
+        use windows_sys::Win32::Storage::FileSystem::{
+            DELETE, FILE_APPEND_DATA, FILE_READ_DATA, FILE_WRITE_ATTRIBUTES, FILE_WRITE_DATA,
+            FILE_WRITE_EA, WRITE_DAC, WRITE_OWNER,
+        };
+
+        /// PUBLIC_OBJECT_BASIC_INFORMATION (winternl.h).
+        #[repr(C)]
+        #[derive(Default)]
+        struct BasicInformation {
+            attributes: u32,
+            granted_access: u32,
+            handle_count: u32,
+            pointer_count: u32,
+            reserved: [u32; 10],
+        }
+        #[link(name = "ntdll")]
+        extern "system" {
+            fn NtQueryObject(
+                handle: *mut std::ffi::c_void,
+                class: i32,
+                information: *mut std::ffi::c_void,
+                length: u32,
+                returned: *mut u32,
+            ) -> i32;
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rights");
+        std::fs::write(&path, b"rights").unwrap();
+        let mut file = open_read_only(&path).unwrap();
+        let mut info = BasicInformation::default();
+        // SAFETY: a valid open handle, ObjectBasicInformation (0) into a buffer of exactly the
+        // documented size, and no return length wanted.
+        let status = unsafe {
+            NtQueryObject(
+                file.as_raw_handle(),
+                0,
+                (&raw mut info).cast(),
+                std::mem::size_of::<BasicInformation>() as u32,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(status, 0, "NtQueryObject");
+        let granted = info.granted_access;
+        assert_ne!(granted & FILE_READ_DATA, 0, "read access: {granted:#x}");
+        let writes = FILE_WRITE_DATA
+            | FILE_APPEND_DATA
+            | FILE_WRITE_ATTRIBUTES
+            | FILE_WRITE_EA
+            | DELETE
+            | WRITE_DAC
+            | WRITE_OWNER;
+        assert_eq!(granted & writes, 0, "write rights granted: {granted:#x}");
+        assert!(
+            file.write_all(b"x").is_err(),
+            "writing through the handle fails"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"rights");
     }
 }

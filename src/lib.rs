@@ -12,6 +12,7 @@
 pub mod boot;
 mod check;
 pub mod evidence;
+pub mod fix;
 pub mod guard;
 pub mod hive;
 pub mod queue;
@@ -20,7 +21,7 @@ pub mod report;
 pub mod version;
 pub mod volume;
 
-pub use check::{check, CheckError, CheckOptions, HashMode};
+pub use check::{check, CheckError, CheckOptions, HashMode, Inspection};
 
 use serde::Serialize;
 

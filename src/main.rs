@@ -16,6 +16,11 @@ use nextboot::{CheckOptions, HashMode};
 #[derive(Parser)]
 #[command(name = "nextboot", version, propagate_version = true)]
 struct Cli {
+    /// Read input files into memory instead of mapping them: for volumes that may change
+    /// underneath (a live or failing disk), where a mapped file that shrinks would end the
+    /// process (SIGBUS).
+    #[arg(long, global = true)]
+    no_mmap: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -28,10 +33,14 @@ enum Command {
     Version(VersionArgs),
     /// Write a dirty hive with its transaction logs applied, for use with other tools.
     Recover(RecoverArgs),
+    /// Write a .reg that rewrites the pending values without the operations that downgrade or
+    /// are overridden (QChain, offline).
+    Fix(FixArgs),
 }
 
+/// The inputs shared by `check` and `fix`.
 #[derive(Args)]
-struct CheckArgs {
+struct InputArgs {
     /// The mounted Windows system volume (the drive Windows called C:, unless --system-drive).
     root: Option<PathBuf>,
     /// The SYSTEM hive [default: ROOT/Windows/System32/config/SYSTEM, any case].
@@ -49,6 +58,44 @@ struct CheckArgs {
     /// The control set whose queue is replayed: next (Select\Default), current, or a number.
     #[arg(long, value_name = "next|current|N", default_value = "next", value_parser = parse_control_set)]
     control_set: ControlSetChoice,
+    /// A transaction log of a dirty hive (repeatable) [default: HIVE.LOG1, .LOG2, .LOG beside
+    /// the hive, any case].
+    #[arg(long = "log", value_name = "FILE", conflicts_with = "no_logs")]
+    logs: Vec<PathBuf>,
+    /// Read a dirty hive as it is, without its transaction logs.
+    #[arg(long)]
+    no_logs: bool,
+    /// Accept a dirty hive whose logs could not be applied (check: exit 0/1 instead of 2).
+    #[arg(long)]
+    allow_dirty: bool,
+    /// What to hash with SHA-256.
+    #[arg(long, value_enum, default_value_t = HashArg::Hive)]
+    hash: HashArg,
+}
+
+impl InputArgs {
+    fn options(&self) -> CheckOptions {
+        CheckOptions {
+            root: self.root.clone(),
+            hive: self.hive.clone(),
+            drives: self.drives.clone(),
+            devices: self.devices.clone(),
+            system_drive: self.system_drive,
+            control_set: self.control_set,
+            hash: match self.hash {
+                HashArg::None => HashMode::None,
+                HashArg::Hive => HashMode::Hive,
+                HashArg::All => HashMode::All,
+            },
+            logs: log_choice(self.logs.clone(), self.no_logs),
+        }
+    }
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    inputs: InputArgs,
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     format: FormatArg,
     /// Verdicts that make the exit status 1: a comma list, or `never`.
@@ -58,19 +105,18 @@ struct CheckArgs {
         default_value = "downgrade,overridden"
     )]
     fail_on: FailOn,
-    /// A transaction log of a dirty hive (repeatable) [default: HIVE.LOG1, .LOG2, .LOG beside
-    /// the hive, any case].
-    #[arg(long = "log", value_name = "FILE", conflicts_with = "no_logs")]
-    logs: Vec<PathBuf>,
-    /// Read a dirty hive as it is, without its transaction logs.
-    #[arg(long)]
-    no_logs: bool,
-    /// Exit 0/1 on a dirty hive instead of 2.
-    #[arg(long)]
-    allow_dirty: bool,
-    /// What to hash with SHA-256.
-    #[arg(long, value_enum, default_value_t = HashArg::Hive)]
-    hash: HashArg,
+}
+
+#[derive(Args)]
+struct FixArgs {
+    #[command(flatten)]
+    inputs: InputArgs,
+    /// The .reg file to write (a new file).
+    #[arg(long, value_name = "FILE.reg")]
+    out: PathBuf,
+    /// Where the admin loads the offline SYSTEM hive (`reg load KEY ...\config\SYSTEM`).
+    #[arg(long, value_name = "KEY", default_value = "HKLM\\NB_SYSTEM")]
+    load_key: String,
 }
 
 #[derive(Args)]
@@ -139,29 +185,19 @@ fn main() -> ExitCode {
             });
         }
     };
+    nextboot::evidence::set_no_mmap(cli.no_mmap);
     let outcome = std::panic::catch_unwind(|| match cli.command {
         Command::Check(args) => run_check(args),
         Command::Version(args) => run_version(args),
         Command::Recover(args) => run_recover(args),
+        Command::Fix(args) => run_fix(args),
     });
     ExitCode::from(outcome.unwrap_or(exit::NOT_EXAMINED))
 }
 
 fn run_check(args: CheckArgs) -> u8 {
-    let options = CheckOptions {
-        root: args.root,
-        hive: args.hive,
-        drives: args.drives,
-        devices: args.devices,
-        system_drive: args.system_drive,
-        control_set: args.control_set,
-        hash: match args.hash {
-            HashArg::None => HashMode::None,
-            HashArg::Hive => HashMode::Hive,
-            HashArg::All => HashMode::All,
-        },
-        logs: log_choice(args.logs, args.no_logs),
-    };
+    let options = args.inputs.options();
+    let allow_dirty = args.inputs.allow_dirty;
     let report = match nextboot::check(&options) {
         Ok(report) => report,
         Err(err) => {
@@ -183,14 +219,60 @@ fn run_check(args: CheckArgs) -> u8 {
             return exit::NOT_EXAMINED;
         }
     }
-    let status = report.exit_status(&args.fail_on, args.allow_dirty);
-    if report.hive.dirty && !report.hive.recovered && !args.allow_dirty {
+    let status = report.exit_status(&args.fail_on, allow_dirty);
+    if report.hive.dirty && !report.hive.recovered && !allow_dirty {
         eprintln!(
             "nextboot: the hive is dirty (sequence numbers {} and {}) and no transaction log could be applied; exit status 2. Use --allow-dirty to accept the answer from the primary file alone.",
             report.hive.primary_sequence, report.hive.secondary_sequence
         );
     }
     status
+}
+
+fn run_fix(args: FixArgs) -> u8 {
+    let plan = match nextboot::fix::plan(&args.inputs.options()) {
+        Ok(plan) => plan,
+        Err(err) => {
+            eprintln!("{:?}", miette::Report::new(err));
+            return exit::NOT_EXAMINED;
+        }
+    };
+    let hive = &plan.after.hive;
+    if hive.dirty && !hive.recovered && !args.inputs.allow_dirty {
+        eprintln!(
+            "nextboot: the hive is dirty and no transaction log could be applied: a fix computed from the primary file alone could undo recent writes. Nothing written; use --allow-dirty to accept it."
+        );
+        return exit::NOT_EXAMINED;
+    }
+    if let Err(err) = nextboot::fix::write_reg(&plan, &args.load_key, &args.out) {
+        eprintln!("{:?}", miette::Report::new(err));
+        return exit::NOT_EXAMINED;
+    }
+    println!(
+        "wrote {}: ControlSet{:03}, {} operation{} removed ({} replay{})",
+        args.out.display(),
+        plan.control_set,
+        plan.removed.len(),
+        if plan.removed.len() == 1 { "" } else { "s" },
+        plan.rounds,
+        if plan.rounds == 1 { "" } else { "s" }
+    );
+    for removed in &plan.removed {
+        println!(
+            "  #{} {}: {} -> {}",
+            removed.index,
+            removed.verdict,
+            removed.source,
+            removed.destination.as_deref().unwrap_or("")
+        );
+    }
+    let after = &plan.after.summary;
+    println!(
+        "after the fix: {} downgrade, {} overridden",
+        after.count(nextboot::boot::Verdict::Downgrade),
+        after.count(nextboot::boot::Verdict::Overridden)
+    );
+    exit::CLEAN
 }
 
 fn log_choice(logs: Vec<PathBuf>, no_logs: bool) -> LogChoice {

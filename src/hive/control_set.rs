@@ -5,8 +5,6 @@
 //! user picks it) and writes that number back as `Current`. Set numbers are not limited to 1
 //! and 2: any `ControlSetNNN` is possible.
 
-use nt_hive::{KeyNode, NtHiveError};
-
 use super::{HiveError, SystemHive};
 
 /// The DWORDs of `SYSTEM\Select` (absent values are `None`).
@@ -29,14 +27,11 @@ pub enum ControlSetChoice {
 }
 
 impl Select {
-    pub(super) fn read(key: &KeyNode<&[u8]>) -> Result<Select, NtHiveError> {
-        let dword = |name: &str| -> Result<Option<u32>, NtHiveError> {
-            match key.value(name) {
-                None => Ok(None),
-                // A value of the wrong type or size is treated as absent, not as a damaged hive.
-                Some(value) => Ok(value?.dword_data().ok()),
-            }
-        };
+    /// Reads the four DWORDs through `dword` (name -> value; a value of the wrong type or size
+    /// is absent, not a damaged hive).
+    pub(super) fn read(
+        dword: impl Fn(&str) -> Result<Option<u32>, HiveError>,
+    ) -> Result<Select, HiveError> {
         Ok(Select {
             current: dword("Current")?,
             default: dword("Default")?,

@@ -135,19 +135,20 @@ pub fn logs_beside(hive: &Path) -> Vec<PathBuf> {
     } else {
         dir
     };
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    // Listed without touching the folder's access time: it is evidence too.
+    let Ok(entries) = crate::evidence::list_dir(dir) else {
         return Vec::new();
     };
     let name = name.to_string_lossy().to_uppercase();
     let mut found: Vec<(usize, PathBuf)> = Vec::new();
-    for entry in entries.flatten() {
-        let candidate = entry.file_name().to_string_lossy().to_uppercase();
+    for entry in entries {
+        let candidate = entry.name.to_string_lossy().to_uppercase();
         let rank = [".LOG1", ".LOG2", ".LOG"]
             .iter()
             .position(|ext| candidate == format!("{name}{ext}"));
         if let Some(rank) = rank {
-            if entry.file_type().is_ok_and(|t| t.is_file()) {
-                found.push((rank, entry.path()));
+            if entry.kind == crate::evidence::ListedKind::File {
+                found.push((rank, dir.join(&entry.name)));
             }
         }
     }

@@ -6,6 +6,7 @@
 //! readers drop the empty strings that mean "delete".
 
 mod base_block;
+pub mod cells;
 mod control_set;
 mod load;
 pub mod log;
@@ -17,10 +18,11 @@ pub use load::{load, logs_beside, LoadedHive, LogChoice};
 pub use mounted_devices::{MountedDevice, VolumeIdentity};
 
 use miette::Diagnostic;
-use nt_hive::{Hive, KeyNode, KeyValueDataType, NtHiveError};
+use nt_hive::{Hive, KeyNode, KeyValue, KeyValueDataType, NtHiveError};
 use thiserror::Error;
 
 use crate::Finding;
+use cells::{Cells, Damage, DataCheck, KeyCell};
 
 /// The values smss reads, in the order it reads them.
 pub const PENDING_VALUES: [&str; 2] = [
@@ -100,6 +102,17 @@ pub enum HiveError {
         source: NtHiveError,
     },
 
+    #[error("the hive structure is damaged while reading {what}: {damage}")]
+    #[diagnostic(
+        code(nextboot::hive::structure),
+        help("the byte offset points into the hive file; a hive with transaction logs may need them applied first")
+    )]
+    Damaged {
+        what: String,
+        #[source]
+        damage: Damage,
+    },
+
     #[error("the hive structure is damaged: the hive reader stopped with \"{message}\"")]
     #[diagnostic(
         code(nextboot::hive::reader_failed),
@@ -162,6 +175,8 @@ pub struct SessionManager {
     pub pending: Vec<RawValue>,
     /// Why the control set could not be read, when it could not.
     pub damage: Option<String>,
+    /// Pending values over 16,344 bytes stored in one cell rather than as big data.
+    pub single_cell: Vec<String>,
 }
 
 /// The parts of an offline SYSTEM hive that decide what the next boot does to files.
@@ -223,35 +238,41 @@ impl SystemHive {
             declared_end
         };
         let hive = Hive::without_validation(&bytes[..end]).map_err(structure("the base block"))?;
-        let root = hive.root_key_node().map_err(structure("the root key"))?;
+        let cells = Cells::new(&bytes[BASE_BLOCK_SIZE..end]);
+        cells
+            .key(base.root_cell_offset, "the root key")
+            .map_err(damaged("the root key"))?;
+        let root = CheckedKey::open(
+            &cells,
+            hive.root_key_node().map_err(structure("the root key"))?,
+            Vec::new(),
+            "the root key".into(),
+        )?;
 
-        let select = match root
-            .subkey("Select")
-            .transpose()
-            .map_err(structure("Select"))?
-        {
-            Some(key) => Some(Select::read(&key).map_err(structure("Select values"))?),
+        let select = match root.subkey(&cells, "Select")? {
+            Some(key) => Some(Select::read(|name| key.dword(&cells, name))?),
             None => None,
         };
 
         let mut mounted_devices = Vec::new();
-        match root.subkey("MountedDevices").transpose() {
+        match root.subkey(&cells, "MountedDevices").and_then(|key| {
+            key.map(|key| mounted_devices::read(&cells, &key))
+                .transpose()
+        }) {
             Ok(None) => {}
-            Ok(Some(key)) => match mounted_devices::read(&key) {
-                Ok(devices) => mounted_devices = devices,
-                Err(err) => findings.push(Finding::warning(
-                    "mounted-devices-damaged",
-                    format!("MountedDevices cannot be read: {err}"),
-                )),
-            },
+            Ok(Some(devices)) => mounted_devices = devices,
             Err(err) => findings.push(Finding::warning(
                 "mounted-devices-damaged",
-                format!("MountedDevices cannot be read: {err}"),
+                format!("MountedDevices cannot be read: {}", error_chain(&err)),
             )),
         }
 
-        let mut control_sets = Vec::new();
-        if let Some(subkeys) = root.subkeys() {
+        let mut control_sets: Vec<SessionManager> = Vec::new();
+        // The root's subkey list, every key it names, is checked before nt-hive walks it.
+        cells
+            .subkeys(&root.cell, &root.ancestors, &root.what)
+            .map_err(damaged("the root key's subkeys"))?;
+        if let Some(subkeys) = root.node.subkeys() {
             for key in subkeys.map_err(structure("the root key's subkeys"))? {
                 let key = key.map_err(structure("the root key's subkeys"))?;
                 let name = key
@@ -261,9 +282,20 @@ impl SystemHive {
                 let Some(number) = control_set::parse_name(&name) else {
                     continue;
                 };
+                if control_sets.iter().any(|set| set.control_set == number) {
+                    findings.push(Finding::warning(
+                        "control-set-duplicate",
+                        format!(
+                            "the root key lists a second key named {name}; only the first is read"
+                        ),
+                    ));
+                    continue;
+                }
                 // A damaged control set is a finding; only the one replayed must be readable.
-                let read = crate::guard::contain(|| read_session_manager(&key, number))
-                    .unwrap_or_else(|message| Err(HiveError::ReaderFailed { message }));
+                // The checks keep nt-hive from panicking; the guard stays for what they miss.
+                let read =
+                    crate::guard::contain(|| read_session_manager(&cells, &root, key, number))
+                        .unwrap_or_else(|message| Err(HiveError::ReaderFailed { message }));
                 control_sets.push(read.unwrap_or_else(|err| {
                     let damage = error_chain(&err);
                     findings.push(Finding::warning(
@@ -275,11 +307,23 @@ impl SystemHive {
                         key_found: false,
                         pending: Vec::new(),
                         damage: Some(damage),
+                        single_cell: Vec::new(),
                     }
                 }));
             }
         }
         control_sets.sort_by_key(|set| set.control_set);
+        for set in &control_sets {
+            for name in &set.single_cell {
+                findings.push(Finding::info(
+                    "value-single-cell",
+                    format!(
+                        "ControlSet{:03} {name} is over 16,344 bytes but stored in one cell, not as big data (as hivex and hives before regf 1.4 write it); read from that cell",
+                        set.control_set
+                    ),
+                ));
+            }
+        }
         if control_sets.is_empty() {
             return Err(HiveError::NoControlSet);
         }
@@ -308,33 +352,194 @@ impl SystemHive {
     }
 }
 
+/// A value nt-hive handed out, and what the check of its data said.
+type CheckedValue<'h, 'a> = (KeyValue<'h, &'a [u8]>, DataCheck);
+
+/// A key nt-hive handed out, with its cell checked, and the keys above it on the walk. Its
+/// subkey list and value list are checked (see [`cells`]) each time before nt-hive follows
+/// them.
+struct CheckedKey<'h, 'a> {
+    node: KeyNode<'h, &'a [u8]>,
+    cell: KeyCell<'a>,
+    /// Offsets of the keys above this one, root first.
+    ancestors: Vec<u32>,
+    /// The key's path, for messages.
+    what: String,
+}
+
+impl<'h, 'a> CheckedKey<'h, 'a> {
+    fn open(
+        cells: &Cells<'a>,
+        node: KeyNode<'h, &'a [u8]>,
+        ancestors: Vec<u32>,
+        what: String,
+    ) -> Result<Self, HiveError> {
+        let damage = |why: &str| HiveError::Damaged {
+            what: what.clone(),
+            damage: Damage(why.to_string()),
+        };
+        let offset = cells
+            .offset_of_key(&node)
+            .ok_or_else(|| damage("its key cell cannot be located"))?;
+        let cell = cells.key(offset, &what).map_err(damaged(&what))?;
+        Ok(CheckedKey {
+            node,
+            cell,
+            ancestors,
+            what,
+        })
+    }
+
+    /// The subkey `name` (case-insensitive), after checking the cells nt-hive's lookup
+    /// touches.
+    fn subkey(
+        &self,
+        cells: &Cells<'a>,
+        name: &str,
+    ) -> Result<Option<CheckedKey<'h, 'a>>, HiveError> {
+        let what = if self.ancestors.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}\\{name}", self.what)
+        };
+        let Some(expected) = cells
+            .find_subkey(&self.cell, &self.ancestors, name, &self.what)
+            .map_err(damaged(&what))?
+        else {
+            return Ok(None);
+        };
+        let Some(node) = self
+            .node
+            .subkey(name)
+            .transpose()
+            .map_err(structure(&what))?
+        else {
+            return Ok(None);
+        };
+        let mut ancestors = self.ancestors.clone();
+        ancestors.push(self.cell.offset);
+        let key = CheckedKey::open(cells, node, ancestors, what)?;
+        if key.cell.offset != expected {
+            return Err(HiveError::Damaged {
+                what: key.what,
+                damage: Damage("the hive reader found another key cell than the checks did".into()),
+            });
+        }
+        Ok(Some(key))
+    }
+
+    /// The value `name` and what its data check said, after checking the cells nt-hive's
+    /// lookup touches.
+    fn value(
+        &self,
+        cells: &Cells<'a>,
+        name: &str,
+    ) -> Result<Option<CheckedValue<'h, 'a>>, HiveError> {
+        let what = format!("{} value {name}", self.what);
+        if cells
+            .find_value(&self.cell, name, &self.what)
+            .map_err(damaged(&what))?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let Some(value) = self
+            .node
+            .value(name)
+            .transpose()
+            .map_err(structure(&what))?
+        else {
+            return Ok(None);
+        };
+        let check = checked_data(cells, &value, &what)?;
+        Ok(Some((value, check)))
+    }
+
+    /// A DWORD value; a value of the wrong type or size is treated as absent.
+    fn dword(&self, cells: &Cells<'a>, name: &str) -> Result<Option<u32>, HiveError> {
+        Ok(match self.value(cells, name)? {
+            Some((value, DataCheck::Readable)) => value.dword_data().ok(),
+            _ => None,
+        })
+    }
+}
+
+/// Checks the data of a value nt-hive handed out before it is read.
+fn checked_data(
+    cells: &Cells<'_>,
+    value: &KeyValue<'_, &[u8]>,
+    what: &str,
+) -> Result<DataCheck, HiveError> {
+    let offset = cells
+        .offset_of_value(value)
+        .ok_or_else(|| HiveError::Damaged {
+            what: what.to_string(),
+            damage: Damage("its value cell cannot be located".into()),
+        })?;
+    cells
+        .value_data(offset, cells.len(), what)
+        .map_err(damaged(what))
+}
+
+/// The bytes of a value whose data passed [`checked_data`].
+fn value_bytes(
+    cells: &Cells<'_>,
+    value: &KeyValue<'_, &[u8]>,
+    check: DataCheck,
+    what: &str,
+) -> Result<Vec<u8>, HiveError> {
+    match check {
+        DataCheck::Empty => Ok(Vec::new()),
+        DataCheck::Readable => {
+            value
+                .data()
+                .and_then(|d| d.into_vec())
+                .map_err(|source| HiveError::Structure {
+                    what: what.to_string(),
+                    source,
+                })
+        }
+        DataCheck::SingleCell { offset, size } => cells
+            .single_cell(offset, size, what)
+            .map(<[u8]>::to_vec)
+            .map_err(damaged(what)),
+    }
+}
+
 fn read_session_manager(
-    control_set: &KeyNode<&[u8]>,
+    cells: &Cells<'_>,
+    root: &CheckedKey<'_, '_>,
+    key: KeyNode<'_, &[u8]>,
     number: u32,
 ) -> Result<SessionManager, HiveError> {
     let what = |part: &str| format!("ControlSet{number:03}\\{SESSION_MANAGER}{part}");
-    let Some(key) = control_set
-        .subpath(SESSION_MANAGER)
-        .transpose()
-        .map_err(|source| HiveError::Structure {
-            what: what(""),
-            source,
-        })?
-    else {
-        return Ok(SessionManager {
-            control_set: number,
-            key_found: false,
-            pending: Vec::new(),
-            damage: None,
-        });
+    let not_found = SessionManager {
+        control_set: number,
+        key_found: false,
+        pending: Vec::new(),
+        damage: None,
+        single_cell: Vec::new(),
+    };
+    let control_set = CheckedKey::open(
+        cells,
+        key,
+        vec![root.cell.offset],
+        format!("ControlSet{number:03}"),
+    )?;
+    let Some(control) = control_set.subkey(cells, "Control")? else {
+        return Ok(not_found);
+    };
+    let Some(key) = control.subkey(cells, "Session Manager")? else {
+        return Ok(not_found);
     };
     let mut pending = Vec::new();
+    let mut single_cell = Vec::new();
     for name in PENDING_VALUES {
         let wrap = |source| HiveError::Structure {
             what: what(&format!(" value {name}")),
             source,
         };
-        let Some(value) = key.value(name).transpose().map_err(wrap)? else {
+        let Some((value, check)) = key.value(cells, name)? else {
             continue;
         };
         let data_type = match value.data_type() {
@@ -342,7 +547,11 @@ fn read_session_manager(
             Err(NtHiveError::UnsupportedKeyValueDataType { actual, .. }) => actual,
             Err(other) => return Err(wrap(other)),
         };
-        let bytes = value.data().and_then(|d| d.into_vec()).map_err(wrap)?;
+        let value_what = what(&format!(" value {name}"));
+        let bytes = value_bytes(cells, &value, check, &value_what)?;
+        if matches!(check, DataCheck::SingleCell { .. }) {
+            single_cell.push(name.to_string());
+        }
         pending.push(RawValue {
             name: name.to_string(),
             data_type,
@@ -354,7 +563,15 @@ fn read_session_manager(
         key_found: true,
         pending,
         damage: None,
+        single_cell,
     })
+}
+
+fn damaged(what: &str) -> impl Fn(Damage) -> HiveError + '_ {
+    move |damage| HiveError::Damaged {
+        what: what.to_string(),
+        damage,
+    }
 }
 
 /// An error and its sources on one line.

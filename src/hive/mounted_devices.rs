@@ -4,8 +4,10 @@
 //! 12 bytes for an MBR partition (disk signature, byte offset), `DMIO:ID:` and a 16-byte GPT
 //! partition GUID, or a device path (removable media) as UTF-16.
 
-use nt_hive::{KeyNode, NtHiveError};
 use serde::Serialize;
+
+use super::cells::{Cells, Damage, DataCheck};
+use super::{checked_data, value_bytes, CheckedKey, HiveError};
 
 /// One value of `MountedDevices`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -59,19 +61,54 @@ impl std::fmt::Display for VolumeIdentity {
     }
 }
 
-pub(super) fn read(key: &KeyNode<&[u8]>) -> Result<Vec<MountedDevice>, NtHiveError> {
+/// The most data read from one value: real values are 12 (MBR), 24 (GPT) or a device path
+/// of a few hundred bytes. A larger one is described by its size only.
+const MAX_VALUE_BYTES: usize = 4096;
+
+pub(super) fn read(
+    cells: &Cells<'_>,
+    key: &CheckedKey<'_, '_>,
+) -> Result<Vec<MountedDevice>, HiveError> {
     let mut devices = Vec::new();
-    let Some(values) = key.values() else {
+    let mut total = 0usize;
+    let structure = |source| HiveError::Structure {
+        what: "MountedDevices values".into(),
+        source,
+    };
+    cells
+        .values(&key.cell, &key.what)
+        .map_err(|damage| HiveError::Damaged {
+            what: "MountedDevices values".into(),
+            damage,
+        })?;
+    let Some(values) = key.node.values() else {
         return Ok(devices);
     };
-    for value in values? {
-        let value = value?;
-        let name = value.name()?.to_string_lossy();
-        let data = value.data()?.into_vec()?;
-        devices.push(MountedDevice {
-            name,
-            volume: identify(&data),
-        });
+    for value in values.map_err(structure)? {
+        let value = value.map_err(structure)?;
+        let name = value.name().map_err(structure)?.to_string_lossy();
+        let what = format!("MountedDevices value {name}");
+        let check = checked_data(cells, &value, &what)?;
+        let size = value.data_size() as usize;
+        let volume = if check != DataCheck::Empty && size > MAX_VALUE_BYTES {
+            VolumeIdentity::Other {
+                description: format!("{size} bytes of unknown form"),
+            }
+        } else {
+            // Values may share data cells; all of them together cannot hold more than the hive.
+            total = total.saturating_add(size);
+            if total > cells.len() {
+                return Err(HiveError::Damaged {
+                    what: "MountedDevices values".into(),
+                    damage: Damage(format!(
+                        "its values declare more data in all than the {} bytes of hive bins",
+                        cells.len()
+                    )),
+                });
+            }
+            identify(&value_bytes(cells, &value, check, &what)?)
+        };
+        devices.push(MountedDevice { name, volume });
     }
     Ok(devices)
 }

@@ -11,7 +11,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use pelite::resources::{FindError, Name};
-use pelite::{PeFile, Wrap};
+use pelite::Wrap;
 use serde::{Serialize, Serializer};
 
 pub use version_info::{parse_version_info, VersionResource};
@@ -150,11 +150,52 @@ fn read_unguarded(bytes: &[u8]) -> Result<PeVersion, VersionError> {
     if !bytes.starts_with(b"MZ") {
         return Err(VersionError::NotPe("no MZ signature".into()));
     }
-    let file = PeFile::from_bytes(bytes).map_err(|err| VersionError::NotPe(err.to_string()))?;
+    // pelite reads the NT headers through a reference to IMAGE_NT_HEADERS64, which needs
+    // 8-byte alignment, while it checks (as the Windows loader requires) only that e_lfanew is
+    // a multiple of 4. With e_lfanew = 4 mod 8 that reference is misaligned: undefined
+    // behaviour, and an abort that no panic guard catches in a debug build (found by fuzzing).
+    // And `Wrap` tries the 64-bit parser first, on PE32 files too. So choose the parser by the
+    // optional header's magic, and give a PE32+ whose headers would be misaligned a copy that
+    // starts 4 bytes into an 8-byte aligned buffer.
+    let nt_offset = u32_at(bytes, 0x3c).map(|offset| offset as usize);
+    let magic = nt_offset
+        .and_then(|offset| offset.checked_add(24))
+        .and_then(|at| bytes.get(at..at + 2))
+        .map(|m| u16::from_le_bytes([m[0], m[1]]));
+    let not_pe = |err: pelite::Error| VersionError::NotPe(err.to_string());
+    let shifted;
+    let file = match (magic, nt_offset) {
+        (Some(PE32_MAGIC), _) => {
+            Wrap::T32(pelite::pe32::PeFile::from_bytes(bytes).map_err(not_pe)?)
+        }
+        (Some(PE32_PLUS_MAGIC), Some(offset)) => {
+            let image = if (bytes.as_ptr() as usize).wrapping_add(offset) % 8 == 0 {
+                bytes
+            } else {
+                let mut copy = Vec::with_capacity(bytes.len() + 4);
+                copy.extend_from_slice(&[0; 4]);
+                copy.extend_from_slice(bytes);
+                shifted = crate::evidence::Evidence::from_vec("shifted".into(), copy);
+                &shifted[4..]
+            };
+            Wrap::T64(pelite::pe64::PeFile::from_bytes(image).map_err(not_pe)?)
+        }
+        _ => return Err(VersionError::NotPe(no_pe_header(bytes, nt_offset))),
+    };
     let format = match file {
         Wrap::T32(_) => PeFormat::Pe32,
         Wrap::T64(_) => PeFormat::Pe32Plus,
     };
+    // pelite makes a slice of section headers right after the optional header, whose size it
+    // takes from the file without checking that it keeps them 4-byte aligned: an odd
+    // SizeOfOptionalHeader makes that slice misaligned (found by fuzzing; an abort in a debug
+    // build). Real files have 0xE0 (PE32) or 0xF0 (PE32+).
+    let optional_size = file.file_header().SizeOfOptionalHeader;
+    if optional_size % 4 != 0 {
+        return Err(VersionError::Malformed(format!(
+            "SizeOfOptionalHeader is {optional_size}, not a multiple of 4, so the section table is misaligned"
+        )));
+    }
     let resources = match file.resources() {
         Ok(resources) => resources,
         // No resource directory at all: a valid PE without a version.
@@ -166,6 +207,23 @@ fn read_unguarded(bytes: &[u8]) -> Result<PeVersion, VersionError> {
         }
         Err(err) => return Err(VersionError::Malformed(err.to_string())),
     };
+    // pelite checks the alignment of each resource structure relative to the start of the
+    // resource data, then reads it through a reference: if that start is not 4-byte aligned
+    // in memory (a resource directory at a file offset that is not a multiple of 4), every
+    // reference is misaligned (found by fuzzing; an abort in a debug build). Real files have
+    // their resource section at a multiple of the file alignment.
+    let image_start = file.image().as_ptr() as usize;
+    let section_start = file
+        .data_directory()
+        .get(pelite::image::IMAGE_DIRECTORY_ENTRY_RESOURCE)
+        .and_then(|dir| file.slice_bytes(dir.VirtualAddress).ok())
+        .map(|section| section.as_ptr() as usize);
+    if let Some(start) = section_start.filter(|start| start % 4 != 0) {
+        return Err(VersionError::Malformed(format!(
+            "the resource directory is at file offset {:#x}, not a multiple of 4",
+            start.wrapping_sub(image_start)
+        )));
+    }
     // The version resource is RT_VERSION, normally with id 1; take the first name and the
     // first language, as GetFileVersionInfo does when the user's language is not present.
     let malformed = |err: &dyn fmt::Display| VersionError::Malformed(err.to_string());
@@ -189,6 +247,37 @@ fn read_unguarded(bytes: &[u8]) -> Result<PeVersion, VersionError> {
         format,
         resource: Some(parse_version_info(bytes)),
     })
+}
+
+const PE32_MAGIC: u16 = 0x10b;
+const PE32_PLUS_MAGIC: u16 = 0x20b;
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Why an MZ file has no PE32 or PE32+ header where its DOS header points.
+fn no_pe_header(bytes: &[u8], nt_offset: Option<usize>) -> String {
+    let Some(offset) = nt_offset else {
+        return format!(
+            "the file ends inside its DOS header ({} bytes)",
+            bytes.len()
+        );
+    };
+    match bytes.get(offset..offset.saturating_add(26)) {
+        None => format!(
+            "the DOS header points to a PE header at offset {offset:#x}, past the end of the {}-byte file",
+            bytes.len()
+        ),
+        Some(header) if !header.starts_with(b"PE\0\0") => {
+            format!("no PE signature at offset {offset:#x} (an MS-DOS program, or damaged)")
+        }
+        Some(header) => format!(
+            "the optional header magic is {:#06x}, neither PE32 (0x10b) nor PE32+ (0x20b)",
+            u16::from_le_bytes([header[24], header[25]])
+        ),
+    }
 }
 
 /// The version facts of one file, for `nextboot version`.

@@ -43,7 +43,17 @@ struct Block<'a> {
 pub fn parse_version_info(data: &[u8]) -> VersionResource {
     let mut resource = VersionResource::default();
     let Some(root) = block_at(data, 0, data.len()) else {
-        resource.problem = Some("the VS_VERSIONINFO header is truncated".into());
+        resource.problem = Some(if data.len() < HEADER {
+            format!(
+                "the VS_VERSIONINFO header is truncated ({} bytes)",
+                data.len()
+            )
+        } else {
+            format!(
+                "the VS_VERSIONINFO block has length {}, less than its own header",
+                read_u16(data, 0)
+            )
+        });
         return resource;
     };
     if root.key != "VS_VERSION_INFO" {

@@ -500,7 +500,9 @@ impl Volumes {
                 target.display()
             ))
         };
-        let (base, rest): (Vec<String>, &Path) = if target.is_absolute() {
+        // Rooted (`/x`, `\x`, `C:\x`) targets start at the volume root; on Windows a rooted
+        // target need not be absolute (`\ProgramData` has no drive).
+        let (base, rest): (Vec<String>, &Path) = if target.has_root() {
             let inside = volume
                 .host_root()
                 .and_then(|root| target.strip_prefix(root).ok());
@@ -513,13 +515,29 @@ impl Volumes {
             (base, target)
         };
         let mut components = base;
+        // A target written the Windows way (`..\..\x`) on a Unix mount: split on both
+        // separators, so that no component holds a `\`.
+        let rest_text = rest.to_string_lossy();
+        let rest: PathBuf = rest_text.split('\\').collect::<Vec<_>>().join("/").into();
         for part in rest.components() {
             match part {
                 Component::Normal(name) => components.push(name.to_string_lossy().into_owned()),
                 Component::ParentDir => {
                     components.pop().ok_or_else(outside)?;
                 }
-                Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+                // A drive letter names the image's own volume as Windows saw it; a volume GUID,
+                // UNC or device prefix names another volume, which is not followed.
+                Component::Prefix(prefix) => match prefix.kind() {
+                    std::path::Prefix::Disk(_) | std::path::Prefix::VerbatimDisk(_) => {}
+                    _ => {
+                        return Err(Unresolved(format!(
+                            "the link {} points to another volume ({}); it is not followed",
+                            volume.display(link),
+                            target.display()
+                        )))
+                    }
+                },
+                Component::CurDir | Component::RootDir => {}
             }
         }
         Ok(components)

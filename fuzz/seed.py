@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Seeds the fuzz corpora (fuzz/corpus/TARGET/) from the project's fixtures.
+
+Run from anywhere: python3 fuzz/seed.py. Existing corpus files are kept; seeds are named by
+content hash, so running it twice adds nothing. ../shared/hives is used when present.
+"""
+import hashlib
+import pathlib
+import struct
+
+FUZZ = pathlib.Path(__file__).resolve().parent
+REPO = FUZZ.parent
+SHARED = REPO.parent / "shared" / "hives"
+MAX_SEED = 64 * 1024
+
+
+def put(target, data):
+    corpus = FUZZ / "corpus" / target
+    corpus.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha1(data).hexdigest()
+    (corpus / name).write_bytes(data)
+
+
+def files(*patterns):
+    for pattern in patterns:
+        for path in sorted(REPO.glob(pattern)):
+            if path.is_file() and path.stat().st_size <= MAX_SEED:
+                yield path
+
+
+def utf16(text):
+    return text.encode("utf-16-le")
+
+
+QUEUES = [
+    "\\??\\C:\\WINDOWS\\system32\\SET1.tmp\0!\\??\\C:\\WINDOWS\\system32\\File.dll\0\0",
+    "\\??\\C:\\a.tmp\0!\\??\\C:\\a.dll\0\\??\\C:\\old.log\0\0\\??\\C:\\b.tmp\0\\??\\C:\\b.dll\0\0",
+    "*1\\??\\C:\\s1\0*1!\\??\\C:\\d1\0\\??\\C:\\s2\0@\\??\\C:\\d2\0@\\??\\C:\\gone\0\0\0",
+    "\\??\\C:\\x\0\0\0",
+    "\\SystemRoot\\System32\\a.dll\0\\Device\\HarddiskVolume3\\b.dll\0\0",
+    "a\0b",
+    "\0\0",
+]
+
+
+def main():
+    # (a) hives: the demo volume's SYSTEM, the malformed corpus, small real hives.
+    for path in files(
+        "testdata/scenarios/*/Windows/System32/config/SYSTEM",
+        "testdata/malformed/hive/*",
+    ):
+        put("hive_read", path.read_bytes())
+    if SHARED.is_dir():
+        for path in sorted(SHARED.rglob("*")):
+            if path.is_file() and path.stat().st_size <= MAX_SEED:
+                put("hive_read", path.read_bytes())
+    # (b) queue values: flags, split point, UTF-16 bytes.
+    for i, text in enumerate(QUEUES):
+        data = utf16(text)
+        put("queue_decode", bytes([0]) + struct.pack("<H", 0) + data)
+        put("queue_decode", bytes([1]) + struct.pack("<H", len(data) // 2 | 1) + data)
+        put("queue_decode", bytes([7 if i % 2 else 3]) + struct.pack("<H", 6) + data + b"\x41")
+    # (c) log replay: each mode with and without rehashing, and small patches.
+    for mode in range(16):
+        put("log_replay", bytes([mode]))
+        put("log_replay", bytes([mode, 0x00, 0x02, 0x00]) + b"HvLE")
+        put("log_replay", bytes([mode, 0x28, 0x02, 0x00]) + struct.pack("<I", 1))
+    # (d) PE files: the fixtures and the malformed corpus.
+    for path in files("testdata/pe/bin/*.dll", "testdata/pe/bin/*.exe", "testdata/malformed/pe/*"):
+        put("pe_version", path.read_bytes())
+    # (e) NT paths.
+    for path in [
+        "\\??\\C:\\Windows\\System32\\kernel32.dll",
+        "\\??\\c:\\windows\\sys\\KERNEL32.DLL",
+        "\\SystemRoot\\System32\\drivers\\x.sys",
+        "\\??\\Volume{1234-abcd}\\Windows\\abs\\x.sys",
+        "\\Device\\HarddiskVolume3\\PROGRA~1\\COMMON~1\\ALONGF~1.TXT",
+        "\\??\\D:\\Common Files\\A Long File Name.txt",
+        "\\DosDevices\\C:\\Windows\\System32\\up\\secret",
+        "\\GLOBAL??\\C:\\escape",
+        "\\??\\C:\\loop\\x",
+        "\\??\\C:\\Windows\\host\\secret",
+        "\\??\\C:\\Case\\file.txt",
+        "\\??\\C:\\Case\\backslashes\\x",
+        "\\??\\C:\\STRASSE.DLL",
+        "\\??\\C:\\Windows\\x.dll::$DATA",
+        "\\??\\UNC\\server\\share",
+    ]:
+        put("nt_path", path.encode("utf-8"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,376 @@
+//! `fix`: what QChain did, offline. Rewrites the pending values of the control set that boots
+//! next so that no operation downgrades a file or loses a queued fix, as a `.reg` file an admin
+//! applies with `reg load` + `reg import` (the evidence itself is never changed).
+//!
+//! Each operation that would downgrade or be overridden is removed; its destination string
+//! becomes empty, so that the same slot now deletes the staged file at boot instead of leaving
+//! it behind. Removing one can make an earlier staged file the final writer of a target, which
+//! may itself be older than the disk: the replay is repeated until no such operation is left,
+//! so for every target the newest version, staged or on disk, survives. Every other string
+//! keeps its place and its bytes.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use miette::Diagnostic;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::boot::{self, ReplayOptions, Verdict};
+use crate::check::{CheckError, CheckOptions, Inspection};
+use crate::hive::RawValue;
+use crate::queue::{multi_sz, Action, Operation};
+use crate::report::Report;
+
+/// One operation the fix removes.
+#[derive(Clone, Debug, Serialize)]
+pub struct Removed {
+    pub index: usize,
+    pub verdict: Verdict,
+    pub source: String,
+    pub destination: Option<String>,
+    pub reason: String,
+}
+
+/// The rewritten values and why.
+#[derive(Clone, Debug)]
+pub struct FixPlan {
+    pub control_set: u32,
+    /// Every pending value of that control set, rewritten (names as stored).
+    pub values: Vec<RawValue>,
+    pub removed: Vec<Removed>,
+    /// Replays it took until no operation downgraded or was overridden.
+    pub rounds: usize,
+    /// The report of the queue as the fix leaves it.
+    pub after: Report,
+}
+
+#[derive(Debug, Error, Diagnostic)]
+pub enum FixError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Check(#[from] CheckError),
+
+    #[error("{out} already exists")]
+    #[diagnostic(
+        code(nextboot::fix::exists),
+        help("nextboot never overwrites a file: choose a new path for --out")
+    )]
+    Exists { out: String },
+
+    #[error("cannot write {out}")]
+    #[diagnostic(code(nextboot::fix::write))]
+    Write {
+        out: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Works out the fix for the inputs of `check`.
+pub fn plan(options: &CheckOptions) -> Result<FixPlan, CheckError> {
+    let mut inspection = Inspection::open(options)?;
+    let original = std::mem::take(&mut inspection.queue.operations);
+    let mut current = original.clone();
+    let mut removed: BTreeMap<usize, Removed> = BTreeMap::new();
+    let replay_options = ReplayOptions { hash_files: false };
+    let mut rounds = 0;
+    // Each round removes at least one operation, so this ends.
+    loop {
+        rounds += 1;
+        let replay = boot::replay(&current, &inspection.volumes, replay_options);
+        let mut any = false;
+        for (index, outcome) in replay.outcomes.iter().enumerate() {
+            if matches!(outcome.verdict, Verdict::Downgrade | Verdict::Overridden)
+                && !removed.contains_key(&index)
+            {
+                let op = &original[index];
+                removed.insert(
+                    index,
+                    Removed {
+                        index,
+                        verdict: outcome.verdict,
+                        source: op.source.stored.clone(),
+                        destination: op.destination.as_ref().map(|d| d.stored.clone()),
+                        reason: outcome.reason.to_string(),
+                    },
+                );
+                current[index] = delete_instead(&original[index]);
+                any = true;
+            }
+        }
+        if !any || rounds > original.len() {
+            break;
+        }
+    }
+    let values = rewrite(&inspection.pending, &removed);
+    let control_set = inspection.used;
+    inspection.pending = Vec::new();
+    let after = inspection.report(current, options);
+    Ok(FixPlan {
+        control_set,
+        values,
+        removed: removed.into_values().collect(),
+        rounds,
+        after,
+    })
+}
+
+/// The same slot, deleting the staged file instead of moving it.
+fn delete_instead(op: &Operation) -> Operation {
+    let mut delete = op.clone();
+    delete.action = Action::Delete;
+    delete.destination = None;
+    delete.replace_existing = false;
+    delete
+}
+
+/// The pending values with the destinations of removed operations emptied. Strings are paired
+/// across the values exactly as the decoder paired them, so operation `i` is pair `i`.
+fn rewrite(values: &[RawValue], removed: &BTreeMap<usize, Removed>) -> Vec<RawValue> {
+    let mut strings: Vec<(usize, Vec<u16>)> = Vec::new();
+    for (value_index, value) in values.iter().enumerate() {
+        let (split, _) = multi_sz::split(&value.bytes);
+        strings.extend(split.into_iter().map(|s| (value_index, units_of(&s))));
+    }
+    let mut touched = vec![false; values.len()];
+    for (&index, _) in removed.iter() {
+        // Operation i is made of strings 2i (source) and 2i + 1 (destination).
+        if let Some((value_index, destination)) = strings.get_mut(2 * index + 1) {
+            destination.clear();
+            touched[*value_index] = true;
+        }
+    }
+    values
+        .iter()
+        .enumerate()
+        .map(|(value_index, value)| {
+            if !touched[value_index] {
+                return value.clone();
+            }
+            let mut bytes = Vec::with_capacity(value.bytes.len() + 4);
+            for (_, units) in strings.iter().filter(|(v, _)| *v == value_index) {
+                for unit in units.iter().chain([&0u16]) {
+                    bytes.extend_from_slice(&unit.to_le_bytes());
+                }
+            }
+            // The list terminator (an all-empty list is two NULs, as MoveFileEx leaves it).
+            bytes.extend_from_slice(&[0, 0]);
+            if bytes.len() == 2 {
+                bytes.extend_from_slice(&[0, 0]);
+            }
+            RawValue {
+                name: value.name.clone(),
+                data_type: 7,
+                bytes,
+            }
+        })
+        .collect()
+}
+
+/// The UTF-16 units of a stored string: its raw bytes when it did not decode exactly.
+fn units_of(string: &multi_sz::WideString) -> Vec<u16> {
+    match &string.raw_hex {
+        Some(hex) => (0..hex.len() / 4)
+            .filter_map(|i| {
+                let lo = u8::from_str_radix(hex.get(4 * i..4 * i + 2)?, 16).ok()?;
+                let hi = u8::from_str_radix(hex.get(4 * i + 2..4 * i + 4)?, 16).ok()?;
+                Some(u16::from_le_bytes([lo, hi]))
+            })
+            .collect(),
+        None => string.text.encode_utf16().collect(),
+    }
+}
+
+/// Writes the plan as a regedit file (UTF-16LE with BOM, CRLF), under `load_key`
+/// (`HKLM\NB_SYSTEM`: where the admin loads the offline SYSTEM hive). Never overwrites.
+pub fn write_reg(plan: &FixPlan, load_key: &str, out: &Path) -> Result<(), FixError> {
+    let text = reg_text(plan, load_key);
+    let shown = out.display().to_string();
+    let mut bytes = vec![0xff, 0xfe];
+    for unit in text.encode_utf16() {
+        bytes.extend_from_slice(&unit.to_le_bytes());
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .map_err(|source| match source.kind() {
+            std::io::ErrorKind::AlreadyExists => FixError::Exists { out: shown.clone() },
+            _ => FixError::Write {
+                out: shown.clone(),
+                source,
+            },
+        })?;
+    file.write_all(&bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(|source| FixError::Write { out: shown, source })
+}
+
+/// `HKLM\X` -> `HKEY_LOCAL_MACHINE\X`.
+pub fn full_key(load_key: &str) -> String {
+    let trimmed = load_key.trim_matches('\\');
+    match trimmed.split_once('\\') {
+        Some((root, rest)) if root.eq_ignore_ascii_case("HKLM") => {
+            format!("HKEY_LOCAL_MACHINE\\{rest}")
+        }
+        _ => trimmed.to_string(),
+    }
+}
+
+fn reg_text(plan: &FixPlan, load_key: &str) -> String {
+    let key = format!(
+        "{}\\ControlSet{:03}\\Control\\Session Manager",
+        full_key(load_key),
+        plan.control_set
+    );
+    let mut lines = vec![
+        "Windows Registry Editor Version 5.00".to_string(),
+        String::new(),
+        format!(
+            "; nextboot {} fix: pending file operations of ControlSet{:03} without the ones that",
+            env!("CARGO_PKG_VERSION"),
+            plan.control_set
+        ),
+        "; would downgrade a file or lose a queued fix. Apply to the offline SYSTEM hive:".into(),
+        format!(";   reg load {load_key} X:\\Windows\\System32\\config\\SYSTEM"),
+        ";   reg import THIS-FILE.reg".into(),
+        format!(";   reg unload {load_key}"),
+    ];
+    if plan.removed.is_empty() {
+        lines.push("; Nothing is removed: no operation downgrades or is overridden.".into());
+    } else {
+        lines.push(format!(
+            "; Removed ({}); each staged file is deleted at boot instead:",
+            plan.removed.len()
+        ));
+        for removed in &plan.removed {
+            lines.push(format!(
+                ";   #{} {}: {} -> {}",
+                removed.index,
+                removed.verdict,
+                removed.source,
+                removed.destination.as_deref().unwrap_or("")
+            ));
+            lines.push(format!(";      {}", removed.reason));
+        }
+    }
+    lines.push(String::new());
+    lines.push(format!("[{key}]"));
+    for value in &plan.values {
+        lines.extend(hex_value(&value.name, &value.bytes));
+    }
+    lines.push(String::new());
+    let mut text = lines.join("\r\n");
+    text.push_str("\r\n");
+    text
+}
+
+/// `"Name"=hex(7):..` wrapped as regedit wraps it: lines under 80 columns, `\` continuations
+/// indented by two spaces.
+fn hex_value(name: &str, bytes: &[u8]) -> Vec<String> {
+    let escaped = name.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut lines = Vec::new();
+    let mut line = format!("\"{escaped}\"=hex(7):");
+    for (i, byte) in bytes.iter().enumerate() {
+        let last = i + 1 == bytes.len();
+        let item = if last {
+            format!("{byte:02x}")
+        } else {
+            format!("{byte:02x},")
+        };
+        if line.len() + item.len() > 77 {
+            line.push('\\');
+            lines.push(std::mem::replace(&mut line, "  ".into()));
+        }
+        line.push_str(&item);
+    }
+    lines.push(line);
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &str) -> RawValue {
+        RawValue {
+            name: "PendingFileRenameOperations".into(),
+            data_type: 7,
+            bytes: text.encode_utf16().flat_map(|u| u.to_le_bytes()).collect(),
+        }
+    }
+
+    fn removed(index: usize) -> (usize, Removed) {
+        (
+            index,
+            Removed {
+                index,
+                verdict: Verdict::Downgrade,
+                source: String::new(),
+                destination: None,
+                reason: String::new(),
+            },
+        )
+    }
+
+    #[test]
+    fn removed_renames_become_deletes_in_place() {
+        let original = value("a\0!b\0c\0!d\0e\0\0\0");
+        let rewritten = rewrite(&[original], &[removed(1)].into());
+        assert_eq!(rewritten[0].bytes, value("a\0!b\0c\0\0e\0\0\0").bytes);
+    }
+
+    #[test]
+    fn nothing_removed_keeps_the_bytes() {
+        let original = value("a\0!b\0c\0\0\0");
+        assert_eq!(
+            rewrite(std::slice::from_ref(&original), &BTreeMap::new())[0].bytes,
+            original.bytes
+        );
+    }
+
+    #[test]
+    fn pairs_across_both_values_stay_where_they_were() {
+        let first = value("a\0!b\0c\0\0");
+        let mut second = value("!d\0e\0\0\0");
+        second.name = "PendingFileRenameOperations2".into();
+        let rewritten = rewrite(&[first.clone(), second], &[removed(1)].into());
+        assert_eq!(rewritten[0].bytes, first.bytes);
+        assert_eq!(rewritten[1].bytes, value("\0e\0\0\0").bytes);
+    }
+
+    #[test]
+    fn undecodable_strings_keep_their_raw_units() {
+        let mut bytes = value("x").bytes;
+        bytes.extend_from_slice(&0xd800u16.to_le_bytes());
+        bytes.extend_from_slice(&value("\0!y\0\0").bytes);
+        let original = RawValue {
+            name: "PendingFileRenameOperations".into(),
+            data_type: 7,
+            bytes,
+        };
+        assert_eq!(
+            rewrite(std::slice::from_ref(&original), &BTreeMap::new())[0].bytes,
+            original.bytes
+        );
+    }
+
+    #[test]
+    fn hex_lines_wrap_like_regedit() {
+        let lines = hex_value("PendingFileRenameOperations", &[0xab; 60]);
+        assert!(lines.iter().all(|l| l.len() <= 80), "{lines:?}");
+        assert!(lines[0].starts_with("\"PendingFileRenameOperations\"=hex(7):ab,"));
+        assert!(lines[..lines.len() - 1].iter().all(|l| l.ends_with('\\')));
+        assert!(lines[1..].iter().all(|l| l.starts_with("  ")));
+        let joined: String = lines.concat().replace(['\\', ' '], "");
+        assert_eq!(joined.matches("ab").count(), 60);
+    }
+
+    #[test]
+    fn load_keys() {
+        assert_eq!(full_key("HKLM\\NB_SYSTEM"), "HKEY_LOCAL_MACHINE\\NB_SYSTEM");
+        assert_eq!(full_key("HKEY_LOCAL_MACHINE\\X"), "HKEY_LOCAL_MACHINE\\X");
+    }
+}

@@ -1,0 +1,781 @@
+//! Bounds checks on the cells nt-hive is about to follow.
+//!
+//! nt-hive 0.3 reads cells by offset and trusts what it finds: an offset of `0xFFFF_FFFF`
+//! where a cell is required trips an `assert!`, and a cell whose size field is 0 makes it
+//! subtract past zero. Before we ask it to open a key's subkey list, its value list or a
+//! value's data, the cells it will touch are checked here, so a damaged hive gives a clear
+//! [`Damage`] message (with the file offset) instead of a panic. The checks are exactly the
+//! references nt-hive follows for the calls `hive/mod.rs` makes: subkey lists (`lf`, `lh`,
+//! `li`, and `ri` with its leaves), the key cells they name, value lists and the `vk` cells they
+//! name, and a value's data cell or big-data (`db`) segments.
+//!
+//! They also bound the work: lists must not repeat a key, a value or an index leaf, nor name
+//! the key they belong to or one above it on the path being walked (a list that loops), and a
+//! value's data may not claim more bytes than the hive bins hold (big-data segments that lie).
+//! Every check is linear in the size of the list it looks at, which is at most the hive's size.
+
+use std::cell::Cell;
+use std::cmp::Ordering;
+use std::collections::HashSet;
+use std::fmt;
+
+use nt_hive::{KeyNode, KeyValue, NtHiveNameString};
+
+/// Offset of the key name in an `nk` cell's payload (the fixed header before it).
+const NK_HEADER: usize = 76;
+/// Offset of the value name in a `vk` cell's payload.
+const VK_HEADER: usize = 20;
+const DB_HEADER: usize = 8;
+const CELL_HEADER: usize = 4;
+/// "No cell" in an offset field.
+const NO_CELL: u32 = u32::MAX;
+/// Data size flag: the data (up to 4 bytes) is in the data offset field itself.
+const DATA_INLINE: u32 = 0x8000_0000;
+/// Bytes per big-data segment; values up to this size are one cell.
+const BIG_DATA_SEGMENT: usize = 16_344;
+/// `nk` flag: the name is Latin-1, not UTF-16LE.
+const KEY_COMP_NAME: u16 = 0x0020;
+/// `vk` flag: the name is Latin-1, not UTF-16LE.
+const VALUE_COMP_NAME: u16 = 0x0001;
+/// Offset of the hive bins in the file, for messages.
+const BINS_START: usize = 4096;
+/// List entries any hive may have checked, however small.
+const MIN_BUDGET: usize = 65_536;
+
+/// Why a cell cannot be followed, in words for the report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage(pub String);
+
+impl fmt::Display for Damage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Damage {}
+
+type Checked<T> = Result<T, Damage>;
+
+/// The hive bins data (the file after its base block, up to the declared size), as nt-hive
+/// sees it: cell offsets count from its start.
+pub struct Cells<'a> {
+    data: &'a [u8],
+    /// List entries the checks may still look at, over all calls. Distinct lists of a real
+    /// hive hold far fewer entries than its size in bytes; keys sharing one huge list many
+    /// times over (a crafted hive) run it out.
+    budget: Cell<usize>,
+}
+
+/// What the report needs to know about a value's data before reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataCheck {
+    /// nt-hive can read it.
+    Readable,
+    /// The value holds no data bytes; whatever its data offset says, there is nothing to read
+    /// (Windows writes offset 0 or `0xFFFF_FFFF` beside a size of 0; nt-hive panics on the
+    /// latter).
+    Empty,
+    /// Over 16,344 bytes but in one plain cell, not big data: how hives before regf 1.4 and
+    /// hivex (also in 1.4+ hives) store large values. nt-hive reads any such value as big data
+    /// and fails on it, so it is read here: `size` bytes from the cell at `offset`.
+    SingleCell { offset: u32, size: u32 },
+}
+
+impl<'a> Cells<'a> {
+    pub fn new(data: &'a [u8]) -> Cells<'a> {
+        Cells {
+            data,
+            budget: Cell::new(data.len().max(MIN_BUDGET)),
+        }
+    }
+
+    /// Accounts for looking at `entries` more list entries.
+    fn spend(&self, entries: usize, what: &str) -> Checked<()> {
+        let left = self.budget.get();
+        if entries > left {
+            return Err(Damage(format!(
+                "{what}: the hive's lists name more entries in all than its {} bytes can hold (lists shared or looping)",
+                self.data.len()
+            )));
+        }
+        self.budget.set(left - entries);
+        Ok(())
+    }
+
+    /// The payload of the allocated cell at `offset` (after its 4-byte size field).
+    /// The payload of a value's single data cell ([`DataCheck::SingleCell`]).
+    pub fn single_cell(&self, offset: u32, size: u32, what: &str) -> Checked<&'a [u8]> {
+        let cell = self.cell(offset, what)?;
+        cell.get(..size as usize)
+            .ok_or_else(|| Damage(format!("{what}: its cell is smaller than {size} bytes")))
+    }
+
+    fn cell(&self, offset: u32, what: &str) -> Checked<&'a [u8]> {
+        if offset == NO_CELL {
+            return Err(Damage(format!(
+                "{what} has no cell (offset 0xffffffff) where one is required"
+            )));
+        }
+        let start = offset as usize;
+        let file_offset = BINS_START + start;
+        let Some(size_field) = self.data.get(start..start.saturating_add(CELL_HEADER)) else {
+            return Err(Damage(format!(
+                "{what} points to offset {file_offset:#x}, outside the {} bytes of hive bins",
+                self.data.len()
+            )));
+        };
+        let size = i32::from_le_bytes([size_field[0], size_field[1], size_field[2], size_field[3]]);
+        if size >= 0 {
+            return Err(Damage(format!(
+                "{what} points to offset {file_offset:#x}, which is not an allocated cell (size field {size}{})",
+                if size == 0 { ", zeroed" } else { ", a free cell" }
+            )));
+        }
+        let size = size.unsigned_abs() as usize;
+        if size < 8 || size % 8 != 0 {
+            return Err(Damage(format!(
+                "{what}: the cell at offset {file_offset:#x} has an impossible size of {size} bytes (cells are multiples of 8)"
+            )));
+        }
+        self.data
+            .get(start + CELL_HEADER..start.saturating_add(size))
+            .ok_or_else(|| {
+                Damage(format!(
+                    "{what}: the cell at offset {file_offset:#x} declares {size} bytes, past the end of the hive bins ({} bytes)",
+                    self.data.len()
+                ))
+            })
+    }
+
+    /// The `nk` cell at `offset`.
+    pub fn key(&self, offset: u32, what: &str) -> Checked<KeyCell<'a>> {
+        let payload = self.cell(offset, what)?;
+        if payload.len() < NK_HEADER || !payload.starts_with(b"nk") {
+            return Err(Damage(format!(
+                "{what}: the cell at offset {:#x} is not a key (nk) cell",
+                BINS_START + offset as usize
+            )));
+        }
+        Ok(KeyCell { offset, payload })
+    }
+
+    /// Checks the subkey list of `key` and every key cell it names, as nt-hive will follow
+    /// them to look a subkey up or to list them. `path` holds the offsets of the keys above
+    /// `key` on the walk (root first): a list naming one of them, or `key` itself, loops.
+    /// Returns the offsets of the subkeys, in list order.
+    pub fn subkeys(&self, key: &KeyCell<'a>, path: &[u32], what: &str) -> Checked<Vec<u32>> {
+        let list_offset = key.u32_at(28);
+        if list_offset == NO_CELL {
+            return Ok(Vec::new());
+        }
+        let what = format!("the subkey list of {what}");
+        let list = self.cell(list_offset, &what)?;
+        let mut offsets = Vec::new();
+        match list.get(..2) {
+            Some(b"ri") => {
+                let leaves = items(list, 4, &what)?;
+                self.spend(leaves.len(), &what)?;
+                let mut seen_leaves = HashSet::with_capacity(leaves.len());
+                for leaf_offset in leaves {
+                    if !seen_leaves.insert(leaf_offset) {
+                        return Err(Damage(format!(
+                            "{what} names the index leaf at offset {:#x} twice (a list that loops)",
+                            BINS_START + leaf_offset as usize
+                        )));
+                    }
+                    let leaf_what = format!("an index leaf of {what}");
+                    let leaf = self.cell(leaf_offset, &leaf_what)?;
+                    let size = match leaf.get(..2) {
+                        Some(b"lf" | b"lh") => 8,
+                        Some(b"li") => 4,
+                        _ => {
+                            return Err(Damage(format!(
+                                "{leaf_what}: the cell at offset {:#x} is not an lf, lh or li list",
+                                BINS_START + leaf_offset as usize
+                            )))
+                        }
+                    };
+                    let found = items(leaf, size, &leaf_what)?;
+                    if found.is_empty() {
+                        return Err(Damage(format!("{leaf_what} is empty")));
+                    }
+                    offsets.extend(found);
+                }
+            }
+            Some(b"lf" | b"lh") => offsets = items(list, 8, &what)?,
+            Some(b"li") => offsets = items(list, 4, &what)?,
+            _ => {
+                return Err(Damage(format!(
+                    "{what}: the cell at offset {:#x} is not a subkey list (lf, lh, li or ri)",
+                    BINS_START + list_offset as usize
+                )))
+            }
+        }
+        self.spend(offsets.len(), &what)?;
+        let mut seen = HashSet::with_capacity(offsets.len());
+        for &offset in &offsets {
+            if offset == key.offset || path.contains(&offset) {
+                return Err(Damage(format!(
+                    "{what} names the key at offset {:#x}, which is the key itself or one above it (a list that loops)",
+                    BINS_START + offset as usize
+                )));
+            }
+            if !seen.insert(offset) {
+                return Err(Damage(format!(
+                    "{what} names the key at offset {:#x} twice (a list that loops)",
+                    BINS_START + offset as usize
+                )));
+            }
+            self.key(offset, &format!("a subkey in {what}"))?;
+        }
+        Ok(offsets)
+    }
+
+    /// Looks `name` up in the subkey list of `key` the way nt-hive's `KeyNode::subkey` does (a
+    /// binary search over the leaf, or over the index root's leaves by their first and last
+    /// names, then inside one leaf), checking each cell that search touches before nt-hive
+    /// follows it. Damage elsewhere in the list does not matter to the lookup, as it does not
+    /// to Windows. Returns the offset of the key found; a key that is `key` itself or one of
+    /// `path` (the keys above it) is a list that loops.
+    pub fn find_subkey(
+        &self,
+        key: &KeyCell<'a>,
+        path: &[u32],
+        name: &str,
+        what: &str,
+    ) -> Checked<Option<u32>> {
+        let list_offset = key.u32_at(28);
+        if list_offset == NO_CELL {
+            return Ok(None);
+        }
+        let list_what = format!("the subkey list of {what}");
+        let list = self.cell(list_offset, &list_what)?;
+        let found = match list.get(..2) {
+            Some(b"ri") => {
+                let leaves = items(list, 4, &list_what)?;
+                self.search_index_root(&leaves, name, &list_what)?
+            }
+            _ => {
+                let leaf = self.leaf(list_offset, &list_what)?;
+                self.search_leaf(&leaf, name, &list_what)?
+            }
+        };
+        if let Some(offset) = found {
+            if offset == key.offset || path.contains(&offset) {
+                return Err(Damage(format!(
+                    "{list_what} names the key at offset {:#x} as its subkey {name}, which is the key itself or one above it (a list that loops)",
+                    BINS_START + offset as usize
+                )));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The key offsets of the `lf`, `lh` or `li` list at `offset`.
+    fn leaf(&self, offset: u32, what: &str) -> Checked<Vec<u32>> {
+        let leaf = self.cell(offset, what)?;
+        match leaf.get(..2) {
+            Some(b"lf" | b"lh") => items(leaf, 8, what),
+            Some(b"li") => items(leaf, 4, what),
+            _ => Err(Damage(format!(
+                "{what}: the cell at offset {:#x} is not an lf, lh or li list",
+                BINS_START + offset as usize
+            ))),
+        }
+    }
+
+    /// nt-hive's index-root search: by the first and last key of the middle leaf.
+    fn search_index_root(&self, leaves: &[u32], name: &str, what: &str) -> Checked<Option<u32>> {
+        let (mut left, mut right) = (0i64, leaves.len() as i64 - 1);
+        while left <= right {
+            let mid = (left + right) / 2;
+            let leaf_what = format!("an index leaf of {what}");
+            let leaf = self.leaf(leaves[mid as usize], &leaf_what)?;
+            let (Some(&first), Some(&last)) = (leaf.first(), leaf.last()) else {
+                return Err(Damage(format!("{leaf_what} is empty")));
+            };
+            match self.compare_key(first, name, &leaf_what)? {
+                Ordering::Equal => return Ok(Some(first)),
+                Ordering::Greater => {
+                    right = mid - 1;
+                    continue;
+                }
+                Ordering::Less => {}
+            }
+            match self.compare_key(last, name, &leaf_what)? {
+                Ordering::Equal => return Ok(Some(last)),
+                Ordering::Less => {
+                    left = mid + 1;
+                    continue;
+                }
+                Ordering::Greater => {}
+            }
+            return self.search_leaf(&leaf, name, &leaf_what);
+        }
+        Ok(None)
+    }
+
+    /// nt-hive's leaf search: binary, by key name.
+    fn search_leaf(&self, keys: &[u32], name: &str, what: &str) -> Checked<Option<u32>> {
+        let (mut left, mut right) = (0i64, keys.len() as i64 - 1);
+        while left <= right {
+            let mid = (left + right) / 2;
+            let offset = keys[mid as usize];
+            match self.compare_key(offset, name, what)? {
+                Ordering::Equal => return Ok(Some(offset)),
+                Ordering::Less => left = mid + 1,
+                Ordering::Greater => right = mid - 1,
+            }
+        }
+        Ok(None)
+    }
+
+    /// The key at `offset` compared with `name`, as nt-hive compares them (case-insensitive,
+    /// by its upper-case table).
+    fn compare_key(&self, offset: u32, name: &str, what: &str) -> Checked<Ordering> {
+        let key = self.key(offset, &format!("a subkey in {what}"))?;
+        let length = u16::from_le_bytes([key.payload[72], key.payload[73]]) as usize;
+        let Some(bytes) = key.payload.get(NK_HEADER..NK_HEADER + length) else {
+            return Err(Damage(format!(
+                "a subkey in {what}: the key at offset {:#x} has a {length}-byte name that does not fit its cell",
+                BINS_START + offset as usize
+            )));
+        };
+        let flags = u16::from_le_bytes([key.payload[2], key.payload[3]]);
+        let stored = if flags & KEY_COMP_NAME != 0 {
+            NtHiveNameString::Latin1(bytes)
+        } else {
+            NtHiveNameString::Utf16LE(bytes)
+        };
+        Ok(stored.partial_cmp(name).unwrap_or(Ordering::Less))
+    }
+
+    /// Looks `name` up in the value list of `key` the way nt-hive's `KeyNode::value` does (in
+    /// list order, until a name matches), checking each `vk` cell before nt-hive reads it.
+    /// Returns the value cell's offset.
+    pub fn find_value(&self, key: &KeyCell<'a>, name: &str, what: &str) -> Checked<Option<u32>> {
+        let Some((list, what)) = self.value_list(key, what)? else {
+            return Ok(None);
+        };
+        for item in list.chunks_exact(4) {
+            self.spend(1, &what)?;
+            let offset = u32::from_le_bytes([item[0], item[1], item[2], item[3]]);
+            let vk = self.value(offset, &format!("a value in {what}"))?;
+            let length = u16::from_le_bytes([vk[2], vk[3]]) as usize;
+            let Some(bytes) = vk.get(VK_HEADER..VK_HEADER + length) else {
+                return Err(Damage(format!(
+                    "a value in {what}: the value at offset {:#x} has a {length}-byte name that does not fit its cell",
+                    BINS_START + offset as usize
+                )));
+            };
+            let flags = u16::from_le_bytes([vk[16], vk[17]]);
+            let stored = if flags & VALUE_COMP_NAME != 0 {
+                NtHiveNameString::Latin1(bytes)
+            } else {
+                NtHiveNameString::Utf16LE(bytes)
+            };
+            if stored == name {
+                return Ok(Some(offset));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The items of the value list of `key`, and the list's name for messages.
+    fn value_list(&self, key: &KeyCell<'a>, what: &str) -> Checked<Option<(&'a [u8], String)>> {
+        let list_offset = key.u32_at(40);
+        if list_offset == NO_CELL {
+            return Ok(None);
+        }
+        let count = key.u32_at(36) as usize;
+        let what = format!("the value list of {what}");
+        let list = self.cell(list_offset, &what)?;
+        let Some(bytes) = count.checked_mul(4).and_then(|n| list.get(..n)) else {
+            return Err(Damage(format!(
+                "{what} declares {count} values, but its cell holds {} bytes",
+                list.len()
+            )));
+        };
+        Ok(Some((bytes, what)))
+    }
+
+    /// Checks the value list of `key` and every `vk` cell it names, as nt-hive follows them to
+    /// find a value by name or to list them. Returns the value cell offsets, in list order.
+    pub fn values(&self, key: &KeyCell<'a>, what: &str) -> Checked<Vec<u32>> {
+        let Some((bytes, what)) = self.value_list(key, what)? else {
+            return Ok(Vec::new());
+        };
+        let count = bytes.len() / 4;
+        self.spend(count, &what)?;
+        let mut seen = HashSet::with_capacity(count);
+        let mut offsets = Vec::with_capacity(count);
+        for item in bytes.chunks_exact(4) {
+            let offset = u32::from_le_bytes([item[0], item[1], item[2], item[3]]);
+            if !seen.insert(offset) {
+                return Err(Damage(format!(
+                    "{what} names the value at offset {:#x} twice",
+                    BINS_START + offset as usize
+                )));
+            }
+            self.value(offset, &format!("a value in {what}"))?;
+            offsets.push(offset);
+        }
+        Ok(offsets)
+    }
+
+    fn value(&self, offset: u32, what: &str) -> Checked<&'a [u8]> {
+        let payload = self.cell(offset, what)?;
+        if payload.len() < VK_HEADER || !payload.starts_with(b"vk") {
+            return Err(Damage(format!(
+                "{what}: the cell at offset {:#x} is not a value (vk) cell",
+                BINS_START + offset as usize
+            )));
+        }
+        Ok(payload)
+    }
+
+    /// Checks the data of the `vk` cell at `offset` before nt-hive reads it: its data cell, or
+    /// its big-data header, segment list and the segments its size needs. The declared size
+    /// may not exceed `limit` bytes (a value cannot hold more than the hive).
+    pub fn value_data(&self, offset: u32, limit: usize, what: &str) -> Checked<DataCheck> {
+        let vk = self.value(offset, what)?;
+        let field = |at: usize| u32::from_le_bytes([vk[at], vk[at + 1], vk[at + 2], vk[at + 3]]);
+        let raw_size = field(4);
+        let data_offset = field(8);
+        if raw_size & DATA_INLINE != 0 {
+            // Up to 4 bytes in the offset field; nt-hive rejects larger sizes itself.
+            return Ok(DataCheck::Readable);
+        }
+        let size = raw_size as usize;
+        if size == 0 {
+            return Ok(DataCheck::Empty);
+        }
+        if size > limit {
+            return Err(Damage(format!(
+                "{what} declares {size} bytes of data, more than the {limit} bytes the hive bins hold"
+            )));
+        }
+        let data_what = format!("the data of {what}");
+        let cell = self.cell(data_offset, &data_what)?;
+        if size <= BIG_DATA_SEGMENT {
+            return Ok(DataCheck::Readable);
+        }
+        // Big data: `db`, segment count, segment list offset.
+        if cell.len() < DB_HEADER || !cell.starts_with(b"db") {
+            // One large cell instead of big data: read it when it holds the whole value.
+            // Otherwise nt-hive reports the missing `db` signature itself.
+            if cell.len() >= size {
+                return Ok(DataCheck::SingleCell {
+                    offset: data_offset,
+                    size: size as u32,
+                });
+            }
+            return Ok(DataCheck::Readable);
+        }
+        let segments = u16::from_le_bytes([cell[2], cell[3]]) as usize;
+        let needed = size.div_ceil(BIG_DATA_SEGMENT);
+        if segments < needed {
+            return Err(Damage(format!(
+                "{data_what}: {segments} big-data segments cannot hold its {size} bytes"
+            )));
+        }
+        let list_offset = u32::from_le_bytes([cell[4], cell[5], cell[6], cell[7]]);
+        let list_what = format!("the big-data segment list of {what}");
+        let list = self.cell(list_offset, &list_what)?;
+        let Some(bytes) = list.get(..segments * 4) else {
+            return Err(Damage(format!(
+                "{list_what} declares {segments} segments, but its cell holds {} bytes",
+                list.len()
+            )));
+        };
+        self.spend(needed, &list_what)?;
+        let mut seen = HashSet::with_capacity(needed);
+        for (index, item) in bytes.chunks_exact(4).take(needed).enumerate() {
+            let segment = u32::from_le_bytes([item[0], item[1], item[2], item[3]]);
+            if !seen.insert(segment) {
+                return Err(Damage(format!(
+                    "{list_what} names the segment at offset {:#x} twice",
+                    BINS_START + segment as usize
+                )));
+            }
+            let segment_what = format!("big-data segment {index} of {what}");
+            let payload = self.cell(segment, &segment_what)?;
+            let wanted = (size - index * BIG_DATA_SEGMENT).min(BIG_DATA_SEGMENT);
+            if payload.len() < wanted {
+                return Err(Damage(format!(
+                    "{segment_what} holds {} bytes, not the {wanted} its value needs",
+                    payload.len()
+                )));
+            }
+        }
+        Ok(DataCheck::Readable)
+    }
+
+    /// The offset of the `nk` cell nt-hive handed out as `key`: its name lies in our bytes,
+    /// right after the fixed header. `None` if it does not (nt-hive copied it, or the name
+    /// cannot be read).
+    pub fn offset_of_key(&self, key: &KeyNode<'_, &[u8]>) -> Option<u32> {
+        let name = key.name().ok()?;
+        self.offset_before(name_bytes(&name), NK_HEADER)
+    }
+
+    /// The offset of the `vk` cell nt-hive handed out as `value`.
+    pub fn offset_of_value(&self, value: &KeyValue<'_, &[u8]>) -> Option<u32> {
+        let name = value.name().ok()?;
+        self.offset_before(name_bytes(&name), VK_HEADER)
+    }
+
+    fn offset_before(&self, name: &[u8], header: usize) -> Option<u32> {
+        let base = self.data.as_ptr() as usize;
+        let at = (name.as_ptr() as usize).checked_sub(base)?;
+        if at > self.data.len() {
+            return None;
+        }
+        let offset = at.checked_sub(header + CELL_HEADER)?;
+        u32::try_from(offset).ok()
+    }
+
+    /// Bytes of hive bins data.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+/// An `nk` cell whose fixed header is present.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyCell<'a> {
+    pub offset: u32,
+    payload: &'a [u8],
+}
+
+impl KeyCell<'_> {
+    fn u32_at(&self, at: usize) -> u32 {
+        let b = &self.payload[at..at + 4];
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+}
+
+fn name_bytes<'n>(name: &'n NtHiveNameString<'_>) -> &'n [u8] {
+    match name {
+        NtHiveNameString::Latin1(bytes) | NtHiveNameString::Utf16LE(bytes) => bytes,
+    }
+}
+
+/// The cell offsets in the items of a subkey list (`count` at offset 2, items from 4).
+fn items(list: &[u8], item_size: usize, what: &str) -> Checked<Vec<u32>> {
+    let count = list
+        .get(2..4)
+        .map_or(0, |c| u16::from_le_bytes([c[0], c[1]]) as usize);
+    let Some(bytes) = list.get(4..4 + count * item_size) else {
+        return Err(Damage(format!(
+            "{what} declares {count} entries, but its cell holds {} bytes",
+            list.len()
+        )));
+    };
+    Ok(bytes
+        .chunks_exact(item_size)
+        .map(|item| u32::from_le_bytes([item[0], item[1], item[2], item[3]]))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cell of `size` bytes (header included) at the end of `data`, payload `payload`.
+    fn push_cell(data: &mut Vec<u8>, payload: &[u8]) -> u32 {
+        let offset = data.len() as u32;
+        let size = (payload.len() + CELL_HEADER).next_multiple_of(8);
+        data.extend_from_slice(&(-(size as i32)).to_le_bytes());
+        data.extend_from_slice(payload);
+        data.resize(offset as usize + size, 0);
+        offset
+    }
+
+    fn nk(subkeys: u32, values_count: u32, values: u32) -> Vec<u8> {
+        let mut payload = vec![0u8; NK_HEADER];
+        payload[..2].copy_from_slice(b"nk");
+        payload[28..32].copy_from_slice(&subkeys.to_le_bytes());
+        payload[36..40].copy_from_slice(&values_count.to_le_bytes());
+        payload[40..44].copy_from_slice(&values.to_le_bytes());
+        payload
+    }
+
+    fn list(signature: &[u8; 2], offsets: &[u32], item_size: usize) -> Vec<u8> {
+        let mut payload = signature.to_vec();
+        payload.extend_from_slice(&(offsets.len() as u16).to_le_bytes());
+        for offset in offsets {
+            let mut item = offset.to_le_bytes().to_vec();
+            item.resize(item_size, 0);
+            payload.extend_from_slice(&item);
+        }
+        payload
+    }
+
+    fn vk(size: u32, data: u32) -> Vec<u8> {
+        let mut payload = vec![0u8; VK_HEADER];
+        payload[..2].copy_from_slice(b"vk");
+        payload[4..8].copy_from_slice(&size.to_le_bytes());
+        payload[8..12].copy_from_slice(&data.to_le_bytes());
+        payload
+    }
+
+    #[test]
+    fn cells_that_are_not_there_are_damage() {
+        let mut data = vec![0u8; 8]; // a zeroed cell at 0
+        let good = push_cell(&mut data, &nk(NO_CELL, 0, NO_CELL));
+        let cells = Cells::new(&data);
+        assert!(cells.key(good, "k").is_ok());
+        for (offset, says) in [
+            (NO_CELL, "0xffffffff"),
+            (0, "zeroed"),
+            (data.len() as u32, "outside"),
+            (data.len() as u32 - 2, "outside"),
+        ] {
+            let err = cells.key(offset, "k").unwrap_err();
+            assert!(err.0.contains(says), "{offset:#x}: {err}");
+        }
+        // A size running past the end, and a size that is not a multiple of 8.
+        let mut data = Vec::new();
+        data.extend_from_slice(&(-4096i32).to_le_bytes());
+        data.resize(64, 0);
+        assert!(Cells::new(&data)
+            .key(0, "k")
+            .unwrap_err()
+            .0
+            .contains("past the end"));
+        data[..4].copy_from_slice(&(-12i32).to_le_bytes());
+        assert!(Cells::new(&data)
+            .key(0, "k")
+            .unwrap_err()
+            .0
+            .contains("impossible size"));
+    }
+
+    #[test]
+    fn subkey_lists_that_loop_are_damage() {
+        let mut data = Vec::new();
+        let child = push_cell(&mut data, &nk(NO_CELL, 0, NO_CELL));
+        // Parent at a known offset: a list naming the parent itself.
+        let parent_at = data.len() as u32;
+        let list_at = parent_at + (NK_HEADER as u32 + 4).next_multiple_of(8);
+        let parent = push_cell(&mut data, &nk(list_at, 0, NO_CELL));
+        assert_eq!(parent, parent_at);
+        push_cell(&mut data, &list(b"lh", &[child, parent], 8));
+        let cells = Cells::new(&data);
+        let key = cells.key(parent, "p").unwrap();
+        assert!(cells
+            .subkeys(&key, &[], "p")
+            .unwrap_err()
+            .0
+            .contains("loops"));
+
+        // The same child twice, and an index root naming one leaf twice.
+        let mut data = Vec::new();
+        let child = push_cell(&mut data, &nk(NO_CELL, 0, NO_CELL));
+        let twice = push_cell(&mut data, &list(b"li", &[child, child], 4));
+        let leaf = push_cell(&mut data, &list(b"lf", &[child], 8));
+        let ri = push_cell(&mut data, &list(b"ri", &[leaf, leaf], 4));
+        let ok = push_cell(&mut data, &list(b"ri", &[leaf], 4));
+        let key_twice = push_cell(&mut data, &nk(twice, 0, NO_CELL));
+        let key_ri = push_cell(&mut data, &nk(ri, 0, NO_CELL));
+        let key_ok = push_cell(&mut data, &nk(ok, 0, NO_CELL));
+        let cells = Cells::new(&data);
+        let err = |at| {
+            let key = cells.key(at, "k").unwrap();
+            cells.subkeys(&key, &[], "k").unwrap_err().0
+        };
+        assert!(err(key_twice).contains("twice"));
+        assert!(err(key_ri).contains("index leaf"));
+        let key = cells.key(key_ok, "k").unwrap();
+        assert_eq!(cells.subkeys(&key, &[], "k").unwrap(), [child]);
+        // A child that is an ancestor on the walk.
+        assert!(cells
+            .subkeys(&key, &[child], "k")
+            .unwrap_err()
+            .0
+            .contains("one above it"));
+    }
+
+    #[test]
+    fn shared_lists_cannot_make_unbounded_work() {
+        // One value list of 20,000 entries naming distinct values, shared by every key that
+        // asks: each full check costs 20,000 entries, and the hive's size bounds the total.
+        let mut data = Vec::new();
+        let values: Vec<u32> = (0..20_000)
+            .map(|_| push_cell(&mut data, &vk(DATA_INLINE, 0)))
+            .collect();
+        let list: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let list = push_cell(&mut data, &list);
+        let key = push_cell(&mut data, &nk(NO_CELL, values.len() as u32, list));
+        let cells = Cells::new(&data);
+        let key = cells.key(key, "k").unwrap();
+        let mut rounds = 0;
+        while cells.values(&key, "k").is_ok() {
+            rounds += 1;
+            assert!(rounds < 1000, "no bound");
+        }
+        // 24 bytes a value cell, 4 an entry: the budget (one entry per byte) allows 28.
+        assert_eq!(rounds, 28);
+        assert!(cells
+            .values(&key, "k")
+            .unwrap_err()
+            .0
+            .contains("more entries"));
+    }
+
+    #[test]
+    fn value_data_is_checked_before_reading() {
+        let mut data = Vec::new();
+        let small = push_cell(&mut data, &[7u8; 16]);
+        let v_small = push_cell(&mut data, &vk(16, small));
+        let v_no_cell = push_cell(&mut data, &vk(0, NO_CELL));
+        let v_missing = push_cell(&mut data, &vk(8, NO_CELL));
+        let v_huge = push_cell(&mut data, &vk(0x7fff_0000, small));
+        let v_inline = push_cell(&mut data, &vk(DATA_INLINE | 4, 0x1234));
+        // Big data whose segment list names one segment twice.
+        let segment = push_cell(&mut data, &vec![1u8; BIG_DATA_SEGMENT]);
+        let seglist = push_cell(
+            &mut data,
+            &[segment.to_le_bytes(), segment.to_le_bytes()].concat(),
+        );
+        let mut db = b"db".to_vec();
+        db.extend_from_slice(&2u16.to_le_bytes());
+        db.extend_from_slice(&seglist.to_le_bytes());
+        let db = push_cell(&mut data, &db);
+        let v_big = push_cell(&mut data, &vk(BIG_DATA_SEGMENT as u32 + 10, db));
+        let cells = Cells::new(&data);
+        let limit = cells.len();
+        assert_eq!(
+            cells.value_data(v_small, limit, "v"),
+            Ok(DataCheck::Readable)
+        );
+        assert_eq!(
+            cells.value_data(v_inline, limit, "v"),
+            Ok(DataCheck::Readable)
+        );
+        assert_eq!(
+            cells.value_data(v_no_cell, limit, "v"),
+            Ok(DataCheck::Empty)
+        );
+        assert!(cells
+            .value_data(v_missing, limit, "v")
+            .unwrap_err()
+            .0
+            .contains("0xffffffff"));
+        assert!(cells
+            .value_data(v_huge, limit, "v")
+            .unwrap_err()
+            .0
+            .contains("more than"));
+        assert!(cells
+            .value_data(v_big, limit, "v")
+            .unwrap_err()
+            .0
+            .contains("twice"));
+    }
+}
