@@ -18,6 +18,7 @@ pub mod hive;
 pub mod queue;
 pub mod recover;
 pub mod report;
+pub mod verify;
 pub mod version;
 pub mod volume;
 

@@ -36,6 +36,9 @@ enum Command {
     /// Write a .reg that rewrites the pending values without the operations that downgrade or
     /// are overridden (QChain, offline).
     Fix(FixArgs),
+    /// Check installed file versions against a baseline of minimums (Qfecheck, offline), or
+    /// write a baseline from a known-good image.
+    Verify(VerifyArgs),
 }
 
 /// The inputs shared by `check` and `fix`.
@@ -120,6 +123,36 @@ struct FixArgs {
 }
 
 #[derive(Args)]
+struct VerifyArgs {
+    /// The mounted Windows system volume (the drive Windows called C:, unless --system-drive).
+    root: PathBuf,
+    /// The baseline: files and their minimum versions (YAML, docs/verify.md).
+    #[arg(
+        long,
+        value_name = "FILE.yaml",
+        required_unless_present = "write_baseline",
+        conflicts_with = "write_baseline"
+    )]
+    baseline: Option<PathBuf>,
+    /// Write a baseline of ROOT's files instead: a new file, never inside ROOT.
+    #[arg(long, value_name = "FILE.yaml", requires = "include")]
+    write_baseline: Option<PathBuf>,
+    /// With --write-baseline: the files to cover, relative to the system drive, any case; `*`
+    /// and `?` within a name, `**` for any folders (repeatable).
+    #[arg(long, value_name = "PATTERN", requires = "write_baseline")]
+    include: Vec<nextboot::verify::Pattern>,
+    /// With --write-baseline: record each file's SHA-256 (files without a version too).
+    /// Otherwise: report the SHA-256 of every file found.
+    #[arg(long)]
+    with_sha256: bool,
+    /// The drive letter Windows gave ROOT.
+    #[arg(long, value_name = "X:", default_value = "C:", value_parser = parse_letter)]
+    system_drive: char,
+    #[arg(long, value_enum, default_value_t = FormatArg::Table, conflicts_with = "write_baseline")]
+    format: FormatArg,
+}
+
+#[derive(Args)]
 struct RecoverArgs {
     /// The hive (primary file).
     hive: PathBuf,
@@ -191,6 +224,7 @@ fn main() -> ExitCode {
         Command::Version(args) => run_version(args),
         Command::Recover(args) => run_recover(args),
         Command::Fix(args) => run_fix(args),
+        Command::Verify(args) => run_verify(args),
     });
     ExitCode::from(outcome.unwrap_or(exit::NOT_EXAMINED))
 }
@@ -205,19 +239,8 @@ fn run_check(args: CheckArgs) -> u8 {
             return exit::NOT_EXAMINED;
         }
     };
-    let format = match args.format {
-        FormatArg::Table => Format::Table,
-        FormatArg::Json => Format::Json,
-        FormatArg::Jsonl => Format::Jsonl,
-        FormatArg::Csv => Format::Csv,
-        FormatArg::Yaml => Format::Yaml,
-    };
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    if let Err(err) = report::write(&report, format, style(), &mut out).and_then(|_| out.flush()) {
-        if err.kind() != io::ErrorKind::BrokenPipe {
-            eprintln!("nextboot: cannot write the report: {err}");
-            return exit::NOT_EXAMINED;
-        }
+    if !print(|out| report::write(&report, args.format.into(), style(), out)) {
+        return exit::NOT_EXAMINED;
     }
     let status = report.exit_status(&args.fail_on, allow_dirty);
     if report.hive.dirty && !report.hive.recovered && !allow_dirty {
@@ -275,6 +298,58 @@ fn run_fix(args: FixArgs) -> u8 {
     exit::CLEAN
 }
 
+fn run_verify(args: VerifyArgs) -> u8 {
+    use nextboot::verify;
+    if let Some(out) = args.write_baseline {
+        let options = verify::WriteOptions {
+            root: args.root,
+            system_drive: args.system_drive,
+            include: args.include,
+            with_sha256: args.with_sha256,
+            out,
+        };
+        return match verify::write_baseline(&options) {
+            Ok(written) => {
+                for pattern in &written.patterns {
+                    println!("{}: {} file(s)", pattern.pattern, pattern.files);
+                }
+                for skipped in &written.skipped {
+                    println!("note: left out {}: {}", skipped.path, skipped.reason);
+                }
+                println!(
+                    "wrote {}: {} entries (sha256 {})",
+                    written.out, written.entries, written.sha256
+                );
+                exit::CLEAN
+            }
+            Err(err) => {
+                eprintln!("{:?}", miette::Report::new(err));
+                exit::NOT_EXAMINED
+            }
+        };
+    }
+    let Some(baseline) = args.baseline else {
+        eprintln!("nextboot: give --baseline FILE.yaml or --write-baseline FILE.yaml");
+        return exit::NOT_EXAMINED;
+    };
+    let options = verify::VerifyOptions {
+        root: args.root,
+        system_drive: args.system_drive,
+        hash_all: args.with_sha256,
+    };
+    let report = match verify::verify_file(&options, &baseline) {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("{:?}", miette::Report::new(err));
+            return exit::NOT_EXAMINED;
+        }
+    };
+    if !print(|out| report::write_verify(&report, args.format.into(), style(), out)) {
+        return exit::NOT_EXAMINED;
+    }
+    report.exit_status()
+}
+
 fn log_choice(logs: Vec<PathBuf>, no_logs: bool) -> LogChoice {
     if no_logs {
         LogChoice::Ignore
@@ -327,16 +402,12 @@ fn run_version(args: VersionArgs) -> u8 {
         .iter()
         .map(|path| nextboot::version::examine(path, args.sha256))
         .collect();
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    let written = match args.format {
-        VersionFormat::Table => report::write_versions_table(&entries, style(), &mut out),
-        VersionFormat::Json => report::write_versions_json(&entries, &mut out),
-    };
-    if let Err(err) = written.and_then(|_| out.flush()) {
-        if err.kind() != io::ErrorKind::BrokenPipe {
-            eprintln!("nextboot: cannot write the report: {err}");
-            return exit::NOT_EXAMINED;
-        }
+    let written = print(|out| match args.format {
+        VersionFormat::Table => report::write_versions_table(&entries, style(), out),
+        VersionFormat::Json => report::write_versions_json(&entries, out),
+    });
+    if !written {
+        return exit::NOT_EXAMINED;
     }
     let unreadable = entries.iter().any(|e| {
         e.error
@@ -347,6 +418,31 @@ fn run_version(args: VersionArgs) -> u8 {
         exit::NOT_EXAMINED
     } else {
         exit::CLEAN
+    }
+}
+
+impl From<FormatArg> for Format {
+    fn from(format: FormatArg) -> Format {
+        match format {
+            FormatArg::Table => Format::Table,
+            FormatArg::Json => Format::Json,
+            FormatArg::Jsonl => Format::Jsonl,
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Yaml => Format::Yaml,
+        }
+    }
+}
+
+/// Writes a report to standard output; false when it could not be written (a closed pipe is
+/// not an error: the reader has what it wanted).
+fn print(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> bool {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match write(&mut out).and_then(|_| out.flush()) {
+        Err(err) if err.kind() != io::ErrorKind::BrokenPipe => {
+            eprintln!("nextboot: cannot write the report: {err}");
+            false
+        }
+        _ => true,
     }
 }
 

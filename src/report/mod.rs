@@ -4,6 +4,7 @@
 
 mod machine;
 mod table;
+mod verify;
 mod versions;
 
 use std::collections::BTreeSet;
@@ -15,6 +16,9 @@ use serde::{Serialize, Serializer};
 
 pub use machine::{write_csv, write_json, write_jsonl, write_yaml};
 pub use table::{write_table, Style};
+pub use verify::{
+    write_verify, BaselineSection, VerifyEntry, VerifyReport, VerifySummary, VERIFY_CSV_HEADER,
+};
 pub use versions::{write_versions_json, write_versions_table};
 
 use crate::boot::{FileChange, FileFacts, Verdict};
