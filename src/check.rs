@@ -15,8 +15,8 @@ use crate::hive::{
 use crate::queue;
 use crate::queue::{Operation, Queue};
 use crate::report::{
-    ControlSetSection, HiveSection, LogReport, MountedDeviceSection, OperationReport,
-    OtherControlSet, Report, Summary, Tool, ValueSize, VolumeSection,
+    time, ControlSetSection, HiveSection, InputFile, LogReport, MountedDeviceSection,
+    OperationReport, OtherControlSet, Provenance, Report, Summary, Tool, ValueSize, VolumeSection,
 };
 use crate::volume::{fold, DirVolume, EntryKind, PathKey, Volumes};
 use crate::Finding;
@@ -49,6 +49,8 @@ pub struct CheckOptions {
     pub hash: HashMode,
     /// Transaction logs for a dirty hive.
     pub logs: LogChoice,
+    /// The command line, for the report's provenance.
+    pub command_line: Vec<String>,
 }
 
 impl Default for CheckOptions {
@@ -62,6 +64,7 @@ impl Default for CheckOptions {
             control_set: ControlSetChoice::Next,
             hash: HashMode::Hive,
             logs: LogChoice::Beside,
+            command_line: Vec::new(),
         }
     }
 }
@@ -124,6 +127,7 @@ pub struct Inspection {
     /// Its decoded queue.
     pub queue: Queue,
     hive: HiveSection,
+    provenance: Provenance,
     select: Select,
     present: Vec<u32>,
     mounted_devices: Vec<MountedDevice>,
@@ -135,6 +139,7 @@ pub struct Inspection {
 impl Inspection {
     /// Opens the hive (with its logs) and the volumes, and decodes the queue.
     pub fn open(options: &CheckOptions) -> Result<Inspection, CheckError> {
+        let started = time::now();
         let mut volumes = mount_volumes(options)?;
         let hive_path = match (&options.hive, &options.root) {
             (Some(hive), _) => hive.clone(),
@@ -169,6 +174,18 @@ impl Inspection {
         // Everything the report needs from the files is taken now; the hive's bytes (mapped,
         // or recovered in memory) are released before the replay.
         let hive = hive_section(&loaded, &primary, options.hash);
+        let mut inputs = vec![InputFile {
+            role: "hive",
+            path: hive.path.clone(),
+            size: hive.size,
+            sha256: hive.sha256.clone(),
+        }];
+        inputs.extend(loaded.log_uses().iter().map(|log| InputFile {
+            role: "log",
+            path: log.name.clone(),
+            size: std::fs::metadata(&log.name).map_or(0, |m| m.len()),
+            sha256: (options.hash != HashMode::None).then(|| log.sha256.clone()),
+        }));
         drop(loaded);
         volumes.set_volume_guids(volume_letters(&system.mounted_devices));
         let windows_directory = volumes.find_windows_dir();
@@ -187,6 +204,16 @@ impl Inspection {
                 format!("ControlSet{used:03} has no Control\\Session Manager key"),
             ));
         }
+        let provenance = Provenance {
+            tool: Tool::default(),
+            command_line: options.command_line.clone(),
+            started,
+            inputs,
+            hive_sequence: [hive.primary_sequence, hive.secondary_sequence],
+            hive_sequence_after_recovery: hive.sequence_after_recovery,
+            logs_applied: hive.logs_applied.iter().map(|l| l.path.clone()).collect(),
+            session_manager_last_written: session.last_written.and_then(time::from_filetime),
+        };
         let pending = std::mem::take(&mut session.pending);
         let queue = queue::decode_registry(&pending);
         findings.extend(queue.findings.iter().cloned());
@@ -196,6 +223,7 @@ impl Inspection {
             pending,
             queue,
             hive,
+            provenance,
             select: system.select.unwrap_or_default(),
             present,
             mounted_devices: system.mounted_devices,
@@ -243,6 +271,7 @@ impl Inspection {
             .collect();
         Report {
             tool: Tool::default(),
+            provenance: self.provenance,
             hive: self.hive,
             control_set: ControlSetSection {
                 used: self.used,

@@ -39,6 +39,10 @@ enum Command {
     /// Check installed file versions against a baseline of minimums (Qfecheck, offline), or
     /// write a baseline from a known-good image.
     Verify(VerifyArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff) to standard output.
+    Man,
 }
 
 /// The inputs shared by `check` and `fix`.
@@ -91,6 +95,9 @@ impl InputArgs {
                 HashArg::All => HashMode::All,
             },
             logs: log_choice(self.logs.clone(), self.no_logs),
+            command_line: std::env::args_os()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
         }
     }
 }
@@ -225,6 +232,26 @@ fn main() -> ExitCode {
         Command::Recover(args) => run_recover(args),
         Command::Fix(args) => run_fix(args),
         Command::Verify(args) => run_verify(args),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let written = print(|out| {
+                clap_complete::generate(shell, &mut command, "nextboot", out);
+                Ok(())
+            });
+            if written {
+                exit::CLEAN
+            } else {
+                exit::NOT_EXAMINED
+            }
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            if print(|out| clap_mangen::Man::new(command).render(out)) {
+                exit::CLEAN
+            } else {
+                exit::NOT_EXAMINED
+            }
+        }
     });
     ExitCode::from(outcome.unwrap_or(exit::NOT_EXAMINED))
 }

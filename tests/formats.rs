@@ -25,7 +25,14 @@ fn json_report() -> Value {
 #[test]
 fn json_has_the_contract_fields() {
     let report = json_report();
-    for field in ["tool", "hive", "control_set", "operations", "summary"] {
+    for field in [
+        "tool",
+        "provenance",
+        "hive",
+        "control_set",
+        "operations",
+        "summary",
+    ] {
         assert!(report.get(field).is_some(), "{field}");
     }
     assert_eq!(report["tool"]["name"], "nextboot");
@@ -71,6 +78,7 @@ fn jsonl_is_one_operation_per_line() {
             object.remove("hive_path").as_ref(),
             Some(&report["hive"]["path"])
         );
+        assert!(object.remove("provenance").is_some());
     }
     assert_eq!(Value::Array(lines), report["operations"]);
 }
@@ -107,4 +115,60 @@ fn yaml_reads_back_with_the_yaml_crate() {
     let json = json_report();
     assert_eq!(yaml["operations"], json["operations"]);
     assert_eq!(yaml["summary"], json["summary"]);
+}
+
+#[test]
+fn json_and_jsonl_carry_provenance() {
+    let report = json_report();
+    let provenance = &report["provenance"];
+    assert_eq!(provenance["tool"]["name"], "nextboot");
+    assert_eq!(provenance["command_line"][1], "check");
+    let started = provenance["started"].as_str().unwrap();
+    assert!(started.ends_with('Z') && started.len() == 20, "{started}");
+    assert_eq!(provenance["inputs"][0]["role"], "hive");
+    assert_eq!(provenance["inputs"][0]["sha256"], report["hive"]["sha256"]);
+    assert_eq!(provenance["hive_sequence"], serde_json::json!([1, 1]));
+    // The demo hive's writer stamps every key 2026-01-01.
+    assert_eq!(
+        provenance["session_manager_last_written"],
+        "2026-01-01T00:00:00Z"
+    );
+    let (_, text) = demo("jsonl");
+    for line in text.lines() {
+        let line: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(line["provenance"]["inputs"], provenance["inputs"]);
+    }
+    let (_, text) = demo("csv");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let at = header
+        .iter()
+        .position(|h| h == "session_manager_last_written_utc")
+        .unwrap();
+    let row = reader.records().next().unwrap().unwrap();
+    assert_eq!(&row[at], "2026-01-01T00:00:00Z");
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_command_definitions() {
+    let (status, bash, _) = support::nextboot(&["completions".as_ref(), "bash".as_ref()]);
+    assert_eq!(status, 0);
+    for word in [
+        "check",
+        "version",
+        "recover",
+        "fix",
+        "verify",
+        "--fail-on",
+        "--load-key",
+    ] {
+        assert!(bash.contains(word), "bash completions lack {word}");
+    }
+    let (status, zsh, _) = support::nextboot(&["completions".as_ref(), "zsh".as_ref()]);
+    assert_eq!(status, 0);
+    assert!(zsh.starts_with("#compdef nextboot"));
+    let (status, man, _) = support::nextboot(&["man".as_ref()]);
+    assert_eq!(status, 0);
+    assert!(man.contains(".TH nextboot 1"));
+    assert!(man.contains("check"));
 }

@@ -369,13 +369,15 @@ fn as_linux_path(text: &str, roots: &[(&str, &str)]) -> String {
 }
 
 /// Every difference between the Linux and the Windows report, paths under the given roots
-/// compared after [`as_linux_path`]; nothing else may differ.
+/// compared after [`as_linux_path`]; nothing else may differ but the provenance (the command
+/// line and the start time of each run).
 fn differences(linux: &Value, windows: &Value, roots: &[(&str, &str)], at: &str) -> Vec<String> {
     match (linux, windows) {
         (Value::Object(l), Value::Object(w)) => {
             let mut found: Vec<String> = l
                 .keys()
                 .chain(w.keys().filter(|k| !l.contains_key(*k)))
+                .filter(|key| *key != "provenance")
                 .flat_map(|key| {
                     let (lv, wv) = (&l.get(key), &w.get(key));
                     match (lv, wv) {

@@ -553,6 +553,15 @@ pub struct KeyCell<'a> {
 }
 
 impl KeyCell<'_> {
+    /// The key's last-write time (FILETIME at offset 4 of the `nk` cell; nt-hive has no
+    /// accessor for it).
+    pub fn last_written(&self) -> Option<u64> {
+        let bytes = self.payload.get(4..12)?;
+        let mut filetime = [0u8; 8];
+        filetime.copy_from_slice(bytes);
+        Some(u64::from_le_bytes(filetime))
+    }
+
     fn u32_at(&self, at: usize) -> u32 {
         let b = &self.payload[at..at + 4];
         u32::from_le_bytes([b[0], b[1], b[2], b[3]])

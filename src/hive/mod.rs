@@ -177,6 +177,8 @@ pub struct SessionManager {
     pub damage: Option<String>,
     /// Pending values over 16,344 bytes stored in one cell rather than as big data.
     pub single_cell: Vec<String>,
+    /// The last-write time (FILETIME) of the Session Manager key.
+    pub last_written: Option<u64>,
 }
 
 /// The parts of an offline SYSTEM hive that decide what the next boot does to files.
@@ -308,6 +310,7 @@ impl SystemHive {
                         pending: Vec::new(),
                         damage: Some(damage),
                         single_cell: Vec::new(),
+                        last_written: None,
                     }
                 }));
             }
@@ -519,6 +522,7 @@ fn read_session_manager(
         pending: Vec::new(),
         damage: None,
         single_cell: Vec::new(),
+        last_written: None,
     };
     let control_set = CheckedKey::open(
         cells,
@@ -564,6 +568,7 @@ fn read_session_manager(
         pending,
         damage: None,
         single_cell,
+        last_written: key.cell.last_written(),
     })
 }
 

@@ -19,6 +19,7 @@ pub fn write_jsonl(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         hive_path: &'r str,
         hive_dirty: bool,
         control_set: u32,
+        provenance: &'r super::Provenance,
     }
     for operation in &report.operations {
         let line = Line {
@@ -26,6 +27,7 @@ pub fn write_jsonl(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             hive_path: &report.hive.path,
             hive_dirty: report.hive.dirty,
             control_set: report.control_set.used,
+            provenance: &report.provenance,
         };
         serde_json::to_writer(&mut *out, &line)?;
         writeln!(out)?;
@@ -34,7 +36,7 @@ pub fn write_jsonl(report: &Report, out: &mut dyn Write) -> io::Result<()> {
 }
 
 /// The CSV header; fixed, so that spreadsheets and timeline tools can rely on the columns.
-pub const CSV_HEADER: [&str; 16] = [
+pub const CSV_HEADER: [&str; 18] = [
     "index",
     "value",
     "action",
@@ -51,6 +53,8 @@ pub const CSV_HEADER: [&str; 16] = [
     "target_file_version_string",
     "hive_dirty",
     "control_set",
+    "run_started_utc",
+    "session_manager_last_written_utc",
 ];
 
 /// One row per operation (RFC 4180 quoting).
@@ -84,6 +88,8 @@ pub fn write_csv(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             ),
             report.hive.dirty.to_string(),
             report.control_set.used.to_string(),
+            report.provenance.started.clone(),
+            text(report.provenance.session_manager_last_written.clone()),
         ])?;
     }
     writer.flush()

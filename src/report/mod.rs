@@ -4,6 +4,7 @@
 
 mod machine;
 mod table;
+pub mod time;
 mod verify;
 mod versions;
 
@@ -30,6 +31,8 @@ use crate::Finding;
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub tool: Tool,
+    /// Where this report came from: the run and its inputs.
+    pub provenance: Provenance,
     pub hive: HiveSection,
     pub control_set: ControlSetSection,
     /// Drive letters (and device numbers) and what they were mapped to; empty with `--hive`
@@ -62,6 +65,33 @@ impl Default for Tool {
             version: env!("CARGO_PKG_VERSION"),
         }
     }
+}
+
+/// The run and its inputs, so that a report found later says how it was made.
+#[derive(Clone, Debug, Serialize)]
+pub struct Provenance {
+    pub tool: Tool,
+    /// The command line as given.
+    pub command_line: Vec<String>,
+    /// When the run started, UTC.
+    pub started: String,
+    /// Every input file read as a whole: the hive and its logs (`--hash` decides the hashes).
+    pub inputs: Vec<InputFile>,
+    /// The hive's sequence numbers on disk, and after its logs were applied.
+    pub hive_sequence: [u32; 2],
+    pub hive_sequence_after_recovery: Option<[u32; 2]>,
+    pub logs_applied: Vec<String>,
+    /// Last write of `ControlSetNNN\Control\Session Manager`: when the queue last changed.
+    pub session_manager_last_written: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct InputFile {
+    /// `hive` or `log`.
+    pub role: &'static str,
+    pub path: String,
+    pub size: u64,
+    pub sha256: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
