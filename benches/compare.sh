@@ -75,11 +75,12 @@ done
 t_cat100k=$(mean cat100k "find $data/ops100k -type f -print0 | xargs -0 cat > /dev/null" 3)
 ratio "check, 100,000 operations over 100,000 files vs cat" "$t_ops100k" "$t_cat100k" 2.0
 ratio "check, 100k operations vs 10k (linear growth)" "$t_ops100k" "$t_ops10k" 11
-peak_kb=$( { /usr/bin/time -f '%M' "$nb" check "$data/ops100k" --hash none --format json >/dev/null; } 2>&1 | tail -1)
+peak_kb=$( { /usr/bin/time -f '%M' "$nb" check "$data/ops100k" --hash none --format json >/dev/null || true; } 2>&1 | tail -1)
 hive_kb=$(( $(stat -c %s "$data/ops100k/Windows/System32/config/SYSTEM") / 1024 ))
-ratio "peak memory, 100k operations vs 2 x hive + 64 MB" "$peak_kb" "$(( 2 * hive_kb + 65536 ))" 1.0
+# In MB, shown in the "ms" columns.
+ratio "peak memory (MB), 100k operations vs 2 x hive + 64 MB" "$peak_kb/1024000" "$(( 2 * hive_kb + 65536 ))/1024000" 1.0
 
 printf '%-58s %12s %12s %7s  %s\n' "measure" "nextboot" "reference" "ratio" "target"
 printf '%s\n' "${rows[@]}"
-echo "(memory rows are in KB, shown in the ms columns)"
+echo "(the memory row is in MB)"
 exit $fail
