@@ -20,6 +20,9 @@ use sha2::{Digest, Sha256};
 /// Process-wide: read evidence into memory instead of mapping it (`--no-mmap`).
 static NO_MMAP: AtomicBool = AtomicBool::new(false);
 
+/// Files up to this size are read, not mapped.
+const SMALL_FILE: u64 = 64 * 1024;
+
 /// Makes every later [`Evidence::open`] read the whole file into an owned buffer instead of
 /// mapping it. For evidence that may change while it is read (a live system, a failing disk):
 /// a mapped file that shrinks kills the process with SIGBUS, a read one just ends early. Costs
@@ -60,7 +63,9 @@ impl Evidence {
                 words: Vec::new(),
                 len: 0,
             }
-        } else if no_mmap() {
+        } else if no_mmap() || len <= SMALL_FILE {
+            // A small file costs less to read than to map (one read against mmap, a page
+            // fault and munmap), and reading it whole touches no more pages.
             read_owned(file, len)?
         } else {
             // SAFETY: the map is private and read-only. Its contents can still change if another

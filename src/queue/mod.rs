@@ -81,7 +81,8 @@ pub struct Queue {
 /// is a delete.
 pub fn decode_registry(values: &[RawValue]) -> Queue {
     let mut findings = Vec::new();
-    let mut strings = Vec::new();
+    let mut operations = Vec::new();
+    let mut pending_source: Option<(Arc<str>, usize, multi_sz::WideString)> = None;
     for value in values {
         if value.data_type != 7 {
             findings.push(Finding::warning(
@@ -99,7 +100,20 @@ pub fn decode_registry(values: &[RawValue]) -> Queue {
                 format!("{} is present but holds no data", value.name),
             ));
         }
-        let (decoded, layout) = multi_sz::split(&value.bytes);
+        let name: Arc<str> = value.name.as_str().into();
+        let mut string_index = 0;
+        let layout = multi_sz::for_each(&value.bytes, |string| {
+            // Pairs through one slot shared by both values, as smss pairs them.
+            match pending_source.take() {
+                None => pending_source = Some((Arc::clone(&name), string_index, string)),
+                Some(source) => {
+                    let operation =
+                        operation(operations.len(), source, Some((Arc::clone(&name), string)));
+                    operations.push(operation);
+                }
+            }
+            string_index += 1;
+        });
         let layout_notes = [
             (
                 layout.odd_length,
@@ -120,67 +134,9 @@ pub fn decode_registry(values: &[RawValue]) -> Queue {
                 format!("{} ({} bytes) {what}", value.name, value.bytes.len()),
             ));
         }
-        let name: Arc<str> = value.name.as_str().into();
-        strings.extend(
-            decoded
-                .into_iter()
-                .enumerate()
-                .map(|(index, string)| (Arc::clone(&name), index, string)),
-        );
     }
-
-    let mut operations = Vec::with_capacity(strings.len() / 2 + 1);
-    let mut iter = strings.into_iter();
-    while let Some((value, string_index, source)) = iter.next() {
-        let mut notes = Vec::new();
-        if source.unterminated {
-            notes.push("source string is unterminated".to_string());
-        }
-        let destination = match iter.next() {
-            Some((dest_value, _, dest)) => {
-                if dest_value != value {
-                    notes.push(format!("destination is the first string of {dest_value}"));
-                }
-                if dest.unterminated {
-                    notes.push("destination string is unterminated".to_string());
-                }
-                Some(dest)
-            }
-            None => {
-                notes.push("final source has no destination string: treated as a delete".into());
-                None
-            }
-        };
-        let index = operations.len();
-        let operation = match destination.filter(|d| !d.text.is_empty()) {
-            None => Operation {
-                index,
-                queue: QueueSource::Registry,
-                value: Arc::clone(&value),
-                string_index,
-                action: Action::Delete,
-                source: parse_path(source.text, source.raw_hex, PathRole::DeleteSource).0,
-                destination: None,
-                replace_existing: false,
-                notes,
-            },
-            Some(dest) => {
-                let (destination, replace_existing) =
-                    parse_path(dest.text, dest.raw_hex, PathRole::Destination);
-                Operation {
-                    index,
-                    queue: QueueSource::Registry,
-                    value: Arc::clone(&value),
-                    string_index,
-                    action: Action::Rename,
-                    source: parse_path(source.text, source.raw_hex, PathRole::RenameSource).0,
-                    destination: Some(destination),
-                    replace_existing,
-                    notes,
-                }
-            }
-        };
-        operations.push(operation);
+    if let Some(source) = pending_source {
+        operations.push(operation(operations.len(), source, None));
     }
     for operation in &mut operations {
         if operation.source.path().is_empty() {
@@ -190,6 +146,61 @@ pub fn decode_registry(values: &[RawValue]) -> Queue {
     Queue {
         operations,
         findings,
+    }
+}
+
+/// One operation from its source string and, unless the queue ended, its destination string.
+fn operation(
+    index: usize,
+    (value, string_index, source): (Arc<str>, usize, multi_sz::WideString),
+    destination: Option<(Arc<str>, multi_sz::WideString)>,
+) -> Operation {
+    let mut notes = Vec::new();
+    if source.unterminated {
+        notes.push("source string is unterminated".to_string());
+    }
+    let destination = match destination {
+        Some((dest_value, dest)) => {
+            if dest_value != value {
+                notes.push(format!("destination is the first string of {dest_value}"));
+            }
+            if dest.unterminated {
+                notes.push("destination string is unterminated".to_string());
+            }
+            Some(dest)
+        }
+        None => {
+            notes.push("final source has no destination string: treated as a delete".into());
+            None
+        }
+    };
+    match destination.filter(|d| !d.text.is_empty()) {
+        None => Operation {
+            index,
+            queue: QueueSource::Registry,
+            value,
+            string_index,
+            action: Action::Delete,
+            source: parse_path(source.text, source.raw_hex, PathRole::DeleteSource).0,
+            destination: None,
+            replace_existing: false,
+            notes,
+        },
+        Some(dest) => {
+            let (destination, replace_existing) =
+                parse_path(dest.text, dest.raw_hex, PathRole::Destination);
+            Operation {
+                index,
+                queue: QueueSource::Registry,
+                value,
+                string_index,
+                action: Action::Rename,
+                source: parse_path(source.text, source.raw_hex, PathRole::RenameSource).0,
+                destination: Some(destination),
+                replace_existing,
+                notes,
+            }
+        }
     }
 }
 

@@ -34,36 +34,45 @@ pub struct Layout {
 }
 
 pub fn split(bytes: &[u8]) -> (Vec<WideString>, Layout) {
+    let mut strings = Vec::new();
+    let layout = for_each(bytes, |string| strings.push(string));
+    (strings, layout)
+}
+
+/// Like [`split`], handing each string to `visit` as it is decoded, without holding the whole
+/// list (a queue of 100,000 operations is 200,000 strings).
+pub fn for_each(bytes: &[u8], mut visit: impl FnMut(WideString)) -> Layout {
     let mut layout = Layout {
         odd_length: bytes.len() % 2 == 1,
         ..Layout::default()
     };
-    let units: Vec<u16> = bytes
-        .chunks_exact(2)
-        .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
-        .collect();
-    if units.iter().all(|&unit| unit == 0) {
-        return (Vec::new(), layout);
+    let count = bytes.len() / 2;
+    let unit = |i: usize| u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]);
+    if (0..count).all(|i| unit(i) == 0) {
+        return layout;
     }
-    let end = if units.last() == Some(&0) {
-        units.len() - 1
+    let end = if unit(count - 1) == 0 {
+        count - 1
     } else {
         layout.missing_terminator = true;
-        units.len()
+        count
     };
-    if !layout.missing_terminator && units.len() >= 2 && units[units.len() - 2] != 0 {
+    if !layout.missing_terminator && count >= 2 && unit(count - 2) != 0 {
         layout.missing_list_terminator = true;
     }
-
-    let mut strings = Vec::new();
+    let mut units: Vec<u16> = Vec::new();
     let mut start = 0;
     while start < end {
-        let nul = units[start..].iter().position(|&unit| unit == 0);
-        let stop = nul.map_or(units.len(), |n| start + n);
-        strings.push(decode(&units[start..stop], start, nul.is_none()));
+        units.clear();
+        let mut stop = start;
+        while stop < count && unit(stop) != 0 {
+            units.push(unit(stop));
+            stop += 1;
+        }
+        visit(decode(&units, start, stop == count));
         start = stop + 1;
     }
-    (strings, layout)
+    layout
 }
 
 fn decode(units: &[u16], unit_offset: usize, unterminated: bool) -> WideString {
