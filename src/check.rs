@@ -376,32 +376,28 @@ fn hive_section(loaded: &LoadedHive, primary: &BaseBlock, hash: HashMode) -> Hiv
 
 fn mount_volumes(options: &CheckOptions) -> Result<Volumes, CheckError> {
     let mut volumes = Volumes::new(options.system_drive);
-    let mut add = |drive: char, dir: &Path, what: String| {
-        if !dir.is_dir() {
-            return Err(CheckError::NotADirectory {
-                what,
-                path: dir.display().to_string(),
-            });
-        }
-        volumes.add_drive(drive, Box::new(DirVolume::new(dir)));
-        Ok(())
-    };
     if let Some(root) = &options.root {
-        add(options.system_drive, root, "ROOT".into())?;
+        volumes.add_drive(options.system_drive, directory(root, "ROOT".into())?);
     }
     for (drive, dir) in &options.drives {
-        add(*drive, dir, format!("the volume for {drive}:"))?;
+        volumes.add_drive(*drive, directory(dir, format!("the volume for {drive}:"))?);
     }
     for (number, dir) in &options.devices {
-        if !dir.is_dir() {
-            return Err(CheckError::NotADirectory {
-                what: format!("the volume for \\Device\\HarddiskVolume{number}"),
-                path: dir.display().to_string(),
-            });
-        }
-        volumes.add_device(*number, Box::new(DirVolume::new(dir)));
+        let what = format!("the volume for \\Device\\HarddiskVolume{number}");
+        volumes.add_device(*number, directory(dir, what)?);
     }
     Ok(volumes)
+}
+
+/// A volume held in a host directory, which must exist.
+fn directory(dir: &Path, what: String) -> Result<Box<DirVolume>, CheckError> {
+    if !dir.is_dir() {
+        return Err(CheckError::NotADirectory {
+            what,
+            path: dir.display().to_string(),
+        });
+    }
+    Ok(Box::new(DirVolume::new(dir)))
 }
 
 /// Volume GUID -> drive letter: the GUID and the letter name the same volume in MountedDevices.

@@ -132,7 +132,7 @@ fn rewrite(values: &[RawValue], removed: &BTreeMap<usize, Removed>) -> Vec<RawVa
     let mut strings: Vec<(usize, Vec<u16>)> = Vec::new();
     for (value_index, value) in values.iter().enumerate() {
         let (split, _) = multi_sz::split(&value.bytes);
-        strings.extend(split.into_iter().map(|s| (value_index, units_of(&s))));
+        strings.extend(split.into_iter().map(|s| (value_index, s.units())));
     }
     let mut touched = vec![false; values.len()];
     for (&index, _) in removed.iter() {
@@ -167,20 +167,6 @@ fn rewrite(values: &[RawValue], removed: &BTreeMap<usize, Removed>) -> Vec<RawVa
             }
         })
         .collect()
-}
-
-/// The UTF-16 units of a stored string: its raw bytes when it did not decode exactly.
-fn units_of(string: &multi_sz::WideString) -> Vec<u16> {
-    match &string.raw_hex {
-        Some(hex) => (0..hex.len() / 4)
-            .filter_map(|i| {
-                let lo = u8::from_str_radix(hex.get(4 * i..4 * i + 2)?, 16).ok()?;
-                let hi = u8::from_str_radix(hex.get(4 * i + 2..4 * i + 4)?, 16).ok()?;
-                Some(u16::from_le_bytes([lo, hi]))
-            })
-            .collect(),
-        None => string.text.encode_utf16().collect(),
-    }
 }
 
 /// Writes the plan as a regedit file (UTF-16LE with BOM, CRLF), under `load_key`

@@ -22,6 +22,22 @@ pub struct WideString {
     pub unterminated: bool,
 }
 
+impl WideString {
+    /// The string's UTF-16 units as stored (its raw bytes when it did not decode exactly).
+    pub fn units(&self) -> Vec<u16> {
+        match &self.raw_hex {
+            Some(hex) => (0..hex.len() / 4)
+                .filter_map(|i| {
+                    let lo = u8::from_str_radix(hex.get(4 * i..4 * i + 2)?, 16).ok()?;
+                    let hi = u8::from_str_radix(hex.get(4 * i + 2..4 * i + 4)?, 16).ok()?;
+                    Some(u16::from_le_bytes([lo, hi]))
+                })
+                .collect(),
+            None => self.text.encode_utf16().collect(),
+        }
+    }
+}
+
 /// Oddities of a value's layout that do not stop decoding.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Layout {

@@ -123,15 +123,6 @@ impl PathKey {
         }
     }
 
-    /// Whether `self` lies strictly below `ancestor`.
-    pub fn is_below(&self, ancestor: &PathKey) -> bool {
-        self.mount == ancestor.mount
-            && self.folded.len() > ancestor.folded.len()
-            && (ancestor.folded.is_empty()
-                || (self.folded.starts_with(&*ancestor.folded)
-                    && self.folded.as_bytes()[ancestor.folded.len()] == b'\\'))
-    }
-
     /// This path with `from` (an ancestor) replaced by `to`: where it is after `from` moved.
     pub fn rebase(&self, from: &PathKey, to: &PathKey) -> PathKey {
         let rest = self.folded[from.folded.len()..].trim_start_matches('\\');
@@ -241,10 +232,6 @@ impl Volumes {
     /// Volume GUID -> drive letter, as the image's MountedDevices recorded them.
     pub fn set_volume_guids(&mut self, guids: HashMap<String, char>) {
         self.volume_guids = guids;
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.mounts.is_empty()
     }
 
     pub fn mount_index(&self, drive: char) -> Option<usize> {
@@ -699,10 +686,6 @@ mod tests {
     #[test]
     fn path_keys_know_their_ancestors() {
         let key = |parts: &[&str]| PathKey::new(0, parts.iter());
-        assert!(key(&["A", "B"]).is_below(&key(&["A"])));
-        assert!(key(&["A", "B"]).is_below(&key(&[])));
-        assert!(!key(&["AB"]).is_below(&key(&["A"])));
-        assert!(!key(&["A"]).is_below(&key(&["A"])));
         assert_eq!(key(&["A", "B"]).parent(), Some(key(&["A"])));
         assert_eq!(key(&["A"]).parent(), Some(key(&[])));
         assert_eq!(key(&[]).parent(), None);
