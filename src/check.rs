@@ -15,8 +15,8 @@ use crate::hive::{
 use crate::queue;
 use crate::queue::{Operation, Queue};
 use crate::report::{
-    time, ControlSetSection, HiveSection, InputFile, LogReport, MountedDeviceSection,
-    OperationReport, OtherControlSet, Provenance, Report, Summary, Tool, ValueSize, VolumeSection,
+    time, ControlSetSection, HiveSection, InputFile, LogReport, MountedDeviceSection, Operations,
+    OtherControlSet, Provenance, Report, Summary, Tool, ValueSize, VolumeSection,
 };
 use crate::volume::{fold, DirVolume, EntryKind, PathKey, Volumes};
 use crate::Finding;
@@ -243,32 +243,7 @@ impl Inspection {
                 hash_files: options.hash == HashMode::All,
             },
         );
-        // The queue is not needed after the replay: its strings move into the report.
-        let operations: Vec<OperationReport> = operations
-            .into_iter()
-            .zip(replay.outcomes)
-            .map(|(op, outcome)| OperationReport {
-                index: op.index,
-                queue: op.queue,
-                value: op.value,
-                string_index: op.string_index,
-                action: op.action,
-                source: op.source.stored,
-                destination_raw_hex: op.destination.as_ref().and_then(|d| d.raw_hex.clone()),
-                destination: op.destination.map(|d| d.stored),
-                replace_existing: op.replace_existing,
-                source_version: outcome.source_file.as_ref().and_then(|f| f.file_version),
-                target_version: outcome.target_file.as_ref().and_then(|f| f.file_version),
-                verdict: outcome.verdict,
-                reason: outcome.reason,
-                source_file: outcome.source_file,
-                target_file: outcome.target_file,
-                overwritten_staged_version: outcome.overwritten_staged_version,
-                superseded_by: outcome.superseded_by,
-                source_raw_hex: op.source.raw_hex,
-                notes: op.notes,
-            })
-            .collect();
+        let operations = Operations::new(operations, replay.outcomes);
         Report {
             tool: Tool::default(),
             provenance: self.provenance,
@@ -300,7 +275,7 @@ impl Inspection {
                         .map(|(_, path)| path),
                 })
                 .collect(),
-            summary: Summary::of(&operations),
+            summary: Summary::of(operations.outcomes()),
             operations,
             files: replay.changes,
             other_control_sets: self.other_control_sets,

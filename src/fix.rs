@@ -91,8 +91,8 @@ pub fn plan(options: &CheckOptions) -> Result<FixPlan, CheckError> {
                     Removed {
                         index,
                         verdict: outcome.verdict,
-                        source: op.source.stored.clone(),
-                        destination: op.destination.as_ref().map(|d| d.stored.clone()),
+                        source: op.source.stored.to_string(),
+                        destination: op.destination.as_ref().map(|d| d.stored.to_string()),
                         reason: outcome.reason.to_string(),
                     },
                 );

@@ -45,10 +45,10 @@ fn queue_strings(hive_bytes: &[u8]) -> Vec<String> {
         .iter()
         .flat_map(|op| {
             [
-                op.source.stored.clone(),
+                op.source.stored.to_string(),
                 op.destination
                     .as_ref()
-                    .map_or(String::new(), |d| d.stored.clone()),
+                    .map_or(String::new(), |d| d.stored.to_string()),
             ]
         })
         .collect()

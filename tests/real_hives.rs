@@ -43,9 +43,9 @@ fn our_strings(hive: &Path) -> Vec<String> {
     let queue = decode_registry(&system.control_set(set).unwrap().pending);
     let mut strings = Vec::new();
     for op in &queue.operations {
-        strings.push(op.source.stored.clone());
+        strings.push(op.source.stored.to_string());
         strings.push(match &op.destination {
-            Some(dest) => dest.stored.clone(),
+            Some(dest) => dest.stored.to_string(),
             None => String::new(),
         });
     }

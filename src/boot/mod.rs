@@ -16,17 +16,17 @@
 
 mod verdict;
 
-pub use verdict::Verdict;
+pub use verdict::{Reason, Verdict};
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use smallvec::SmallVec;
 
 use crate::evidence::sha256_hex;
-use crate::queue::Operation;
+use crate::queue::{Operation, QueuePath};
 use crate::version::{read_pe_version, FileVersion, PeFormat};
 use crate::volume::{EntryKind, PathKey, Unresolved, Volumes};
 
@@ -34,7 +34,7 @@ use crate::volume::{EntryKind, PathKey, Unresolved, Volumes};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FileFacts {
     /// Where the content is on disk before the boot (host path for a directory volume).
-    pub path: String,
+    pub path: Box<str>,
     pub kind: FileKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
@@ -43,14 +43,14 @@ pub struct FileFacts {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub product_version: Option<FileVersion>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub file_version_string: Option<String>,
+    pub file_version_string: Option<Box<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pe_format: Option<PeFormat>,
     /// Why there is no comparable version (not a PE, no version resource, unreadable...).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub unversioned_reason: Option<String>,
+    pub unversioned_reason: Option<Box<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
+    pub sha256: Option<Box<str>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -62,11 +62,11 @@ pub enum FileKind {
 }
 
 /// The replay's result for one operation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
     pub verdict: Verdict,
     /// One sentence on why, in the user's terms.
-    pub reason: Cow<'static, str>,
+    pub reason: Reason,
     /// What the operation moves or deletes, as it is at that point of the boot; when the
     /// source is missing then, what the source path holds on disk.
     pub source_file: Option<Arc<FileFacts>>,
@@ -79,15 +79,29 @@ pub struct Outcome {
     pub superseded_by: Option<usize>,
 }
 
+/// Operation indexes: most changed paths are changed by one or two.
+pub type OperationList = SmallVec<[u32; 2]>;
+
 /// A path whose content the boot changes: before and after.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FileChange {
-    /// The NT path as the queue first spelled it (prefixes stripped).
-    pub nt_path: String,
+    /// The NT path as the queue first spelled it (prefixes stripped); the queue's own string.
+    #[serde(rename = "nt_path", serialize_with = "nt_path")]
+    pub path: QueuePath,
     pub before: Option<Arc<FileFacts>>,
     pub after: Option<Arc<FileFacts>>,
     /// Operations that changed this path, in boot order.
-    pub operations: Vec<usize>,
+    pub operations: OperationList,
+}
+
+impl FileChange {
+    pub fn nt_path(&self) -> &str {
+        self.path.path()
+    }
+}
+
+fn nt_path<S: Serializer>(path: &QueuePath, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(path.path())
 }
 
 #[derive(Clone, Debug, Default)]
@@ -105,7 +119,7 @@ pub struct ReplayOptions {
     pub hash_files: bool,
 }
 
-type ContentId = usize;
+type ContentId = u32;
 
 /// A file or directory as it was on disk before the boot; the boot moves it around.
 struct Content {
@@ -113,7 +127,7 @@ struct Content {
     origin: PathKey,
     kind: EntryKind,
     /// The rename that last put this content where it is now.
-    placed_by: Option<usize>,
+    placed_by: Option<u32>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -122,42 +136,58 @@ enum Slot {
     Empty,
 }
 
+/// Everything the replay knows about one path, in one map entry (a queue of 100,000
+/// operations names about as many paths).
+#[derive(Clone, Copy, Default)]
+struct PathState {
+    /// What the disk holds here before the boot, once looked up.
+    disk: Option<Option<ContentId>>,
+    /// What earlier operations left here, when one changed it.
+    now: Option<Slot>,
+    /// How many paths in this folder earlier operations filled (to tell whether a folder is
+    /// empty without scanning every path).
+    filled_children: u32,
+    /// This path's entry in the list of changes, once the boot changes it.
+    change: Option<u32>,
+}
+
 /// The volumes as the boot changes them: an overlay of what earlier operations did over the
 /// disk as it was.
 struct View<'v> {
     volumes: &'v Volumes,
     contents: Vec<Content>,
-    /// Disk content by its path before the boot.
-    by_origin: FxHashMap<PathKey, ContentId>,
-    /// What earlier operations changed.
-    overlay: FxHashMap<PathKey, Slot>,
-    /// How many paths in each folder earlier operations filled (to tell whether a folder is
-    /// empty without scanning the overlay).
-    filled_children: FxHashMap<PathKey, u32>,
+    paths: FxHashMap<PathKey, PathState>,
 }
 
 impl View<'_> {
     fn disk(&mut self, key: &PathKey) -> Result<Option<ContentId>, Unresolved> {
-        if let Some(&id) = self.by_origin.get(key) {
-            return Ok(Some(id));
+        if let Some(disk) = self.paths.get(key).and_then(|state| state.disk) {
+            return Ok(disk);
         }
-        let Some(entry) = self.volumes.stat(key)? else {
-            return Ok(None);
+        let found = match self.volumes.stat(key)? {
+            None => None,
+            Some(entry) => {
+                let id = self.contents.len() as ContentId;
+                self.contents.push(Content {
+                    origin: key.clone(),
+                    kind: entry.kind,
+                    placed_by: None,
+                });
+                Some(id)
+            }
         };
-        let id = self.contents.len();
-        self.contents.push(Content {
-            origin: key.clone(),
-            kind: entry.kind,
-            placed_by: None,
-        });
-        self.by_origin.insert(key.clone(), id);
-        Ok(Some(id))
+        self.paths.entry(key.clone()).or_default().disk = Some(found);
+        Ok(found)
+    }
+
+    fn now(&self, key: &PathKey) -> Option<Slot> {
+        self.paths.get(key).and_then(|state| state.now)
     }
 
     /// What the path holds at this point of the boot.
     fn lookup(&mut self, key: &PathKey) -> Result<Option<ContentId>, Unresolved> {
-        if let Some(slot) = self.overlay.get(key) {
-            return Ok(match *slot {
+        if let Some(slot) = self.now(key) {
+            return Ok(match slot {
                 Slot::Holds(id) => Some(id),
                 Slot::Empty => None,
             });
@@ -166,11 +196,11 @@ impl View<'_> {
         // entry's own children are what counts. Moved directories keep their disk children.
         let mut ancestor = key.parent();
         while let Some(parent) = ancestor {
-            if let Some(slot) = self.overlay.get(&parent).copied() {
+            if let Some(slot) = self.now(&parent) {
                 return match slot {
                     Slot::Empty => Ok(None),
                     Slot::Holds(id) => {
-                        let content = &self.contents[id];
+                        let content = &self.contents[id as usize];
                         if content.kind != EntryKind::Directory {
                             return Ok(None);
                         }
@@ -184,27 +214,32 @@ impl View<'_> {
         self.disk(key)
     }
 
+    fn content(&mut self, id: ContentId) -> &mut Content {
+        &mut self.contents[id as usize]
+    }
+
     fn is_dir(&self, id: ContentId) -> bool {
-        self.contents[id].kind == EntryKind::Directory
+        self.contents[id as usize].kind == EntryKind::Directory
     }
 
     /// Whether a directory holds anything at this point of the boot.
     fn has_children(&mut self, key: &PathKey, id: ContentId) -> Result<bool, Unresolved> {
-        let disk_children = self.volumes.children(&self.contents[id].origin);
+        let disk_children = self.volumes.children(&self.contents[id as usize].origin);
         for name in disk_children {
             if self.lookup(&key.child(&name))?.is_some() {
                 return Ok(true);
             }
         }
-        Ok(self.filled_children.get(key).is_some_and(|&n| n > 0))
+        Ok(self.paths.get(key).is_some_and(|s| s.filled_children > 0))
     }
 
     fn put(&mut self, key: PathKey, slot: Slot) {
         let parent = key.parent();
-        let was_filled = matches!(self.overlay.insert(key, slot), Some(Slot::Holds(_)));
+        let state = self.paths.entry(key).or_default();
+        let was_filled = matches!(state.now.replace(slot), Some(Slot::Holds(_)));
         let now_filled = matches!(slot, Slot::Holds(_));
         if let (Some(parent), true) = (parent, was_filled != now_filled) {
-            let count = self.filled_children.entry(parent).or_default();
+            let count = &mut self.paths.entry(parent).or_default().filled_children;
             *count = if now_filled {
                 *count + 1
             } else {
@@ -217,7 +252,7 @@ impl View<'_> {
 /// Reads the facts of one content: kind, size, version resource, hash.
 fn read_facts(volumes: &Volumes, content: &Content, options: ReplayOptions) -> FileFacts {
     let mut facts = FileFacts {
-        path: String::new(),
+        path: Box::from(""),
         kind: match content.kind {
             EntryKind::File => FileKind::File,
             EntryKind::Directory => FileKind::Directory,
@@ -239,7 +274,7 @@ fn read_facts(volumes: &Volumes, content: &Content, options: ReplayOptions) -> F
         }
     };
     let mount = content.origin.mount();
-    facts.path = volumes.display(mount, &entry.names);
+    facts.path = volumes.display(mount, &entry.names).into();
     if facts.kind != FileKind::File {
         facts.unversioned_reason = Some("not a regular file".into());
         return facts;
@@ -247,32 +282,33 @@ fn read_facts(volumes: &Volumes, content: &Content, options: ReplayOptions) -> F
     let evidence = match volumes.open(mount, &entry) {
         Ok(evidence) => evidence,
         Err(err) => {
-            facts.unversioned_reason = Some(format!("cannot read the file: {err}"));
+            facts.unversioned_reason = Some(format!("cannot read the file: {err}").into());
             return facts;
         }
     };
     facts.size = Some(evidence.len() as u64);
     if options.hash_files {
-        facts.sha256 = Some(sha256_hex(&evidence));
+        facts.sha256 = Some(sha256_hex(&evidence).into());
     }
     match read_pe_version(&evidence) {
         Ok(pe) => {
             facts.pe_format = Some(pe.format);
-            facts.unversioned_reason = pe.unversioned_reason();
+            facts.unversioned_reason = pe.unversioned_reason().map(String::into_boxed_str);
             if let Some(resource) = pe.resource {
                 facts.file_version = resource.file_version;
                 facts.product_version = resource.product_version;
-                facts.file_version_string = resource.file_version_string;
+                facts.file_version_string =
+                    resource.file_version_string.map(String::into_boxed_str);
             }
         }
-        Err(err) => facts.unversioned_reason = Some(err.to_string()),
+        Err(err) => facts.unversioned_reason = Some(err.to_string().into()),
     }
     facts
 }
 
 /// Per-operation state kept during the replay.
 enum Step {
-    Decided(Verdict, Cow<'static, str>),
+    Decided(Verdict, Reason),
     /// A rename that applied: where it put which content.
     Applied {
         destination: PathKey,
@@ -289,10 +325,10 @@ struct Noted {
 
 /// A path the boot changes, with contents still to be read.
 struct Change {
-    nt_path: String,
+    path: QueuePath,
     before: Option<ContentId>,
     after: Option<ContentId>,
-    operations: Vec<usize>,
+    operations: OperationList,
 }
 
 /// Replays `operations` in order over `volumes`.
@@ -304,16 +340,13 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
     let mut view = View {
         volumes,
         contents: Vec::new(),
-        by_origin: FxHashMap::default(),
-        overlay: FxHashMap::default(),
-        filled_children: FxHashMap::default(),
+        paths: FxHashMap::default(),
     };
     let mut noted: Vec<Noted> = Vec::with_capacity(operations.len());
-    let mut superseded_by: Vec<Option<usize>> = vec![None; operations.len()];
+    let mut superseded_by: Vec<Option<u32>> = vec![None; operations.len()];
     // Per destination: contents this boot put there that a later rename overwrote.
     let mut overwritten: FxHashMap<PathKey, Vec<ContentId>> = FxHashMap::default();
     let mut changes: Vec<Change> = Vec::new();
-    let mut change_index: FxHashMap<PathKey, usize> = FxHashMap::default();
 
     for (index, operation) in operations.iter().enumerate() {
         let mut source = None;
@@ -321,7 +354,7 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
         let outcome = replay_one(
             &mut view,
             operation,
-            index,
+            index as u32,
             &mut source,
             &mut target,
             &mut superseded_by,
@@ -329,25 +362,28 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
         );
         let (step, touched) = match outcome {
             Ok(done) => done,
-            Err(Unresolved(why)) => (Step::Decided(Verdict::Unresolved, why.into()), Vec::new()),
+            Err(Unresolved(why)) => (
+                Step::Decided(Verdict::Unresolved, Reason::Text(why.into())),
+                Vec::new(),
+            ),
         };
-        for (key, nt_path) in touched {
-            let at = match change_index.get(&key) {
-                Some(&at) => at,
+        for (key, path) in touched {
+            let at = match view.paths.get(&key).and_then(|state| state.change) {
+                Some(at) => at as usize,
                 None => {
                     // Before: the disk, at the first change.
                     let before = view.disk(&key).ok().flatten();
                     changes.push(Change {
-                        nt_path: nt_path.to_string(),
+                        path: path.clone(),
                         before,
                         after: None,
-                        operations: Vec::new(),
+                        operations: OperationList::new(),
                     });
-                    change_index.insert(key, changes.len() - 1);
+                    view.paths.entry(key).or_default().change = Some(changes.len() as u32 - 1);
                     changes.len() - 1
                 }
             };
-            changes[at].operations.push(index);
+            changes[at].operations.push(index as u32);
         }
         noted.push(Noted {
             step,
@@ -356,11 +392,15 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
         });
     }
     // After: what each changed path holds at the end.
-    for (key, &at) in &change_index {
-        changes[at].after = view.lookup(key).ok().flatten();
+    let changed: Vec<(PathKey, u32)> = view
+        .paths
+        .iter()
+        .filter_map(|(key, state)| Some((key.clone(), state.change?)))
+        .collect();
+    for (key, at) in changed {
+        changes[at as usize].after = view.lookup(&key).ok().flatten();
     }
-    // The view's maps are done with: free them before the files are read.
-    drop(change_index);
+    // The view's map is done with: free it before the files are read.
     let View { contents, .. } = view;
 
     // Every content whose facts the report shows or the verdicts need, each read once.
@@ -381,30 +421,27 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
     wanted.sort_unstable();
     let read: Vec<Arc<FileFacts>> = wanted
         .par_iter()
-        .map(|&id| Arc::new(read_facts(volumes, &contents[id], options)))
+        .map(|&id| Arc::new(read_facts(volumes, &contents[id as usize], options)))
         .collect();
     let mut facts: Vec<Option<Arc<FileFacts>>> = vec![None; contents.len()];
     drop(contents);
     for (id, f) in wanted.into_iter().zip(read) {
-        facts[id] = Some(f);
+        facts[id as usize] = Some(f);
     }
-    let facts_of = |id: Option<ContentId>| id.and_then(|id| facts[id].clone());
+    let facts_of = |id: Option<ContentId>| id.and_then(|id| facts[id as usize].clone());
 
     let mut outcomes = Vec::with_capacity(operations.len());
     for (index, note) in noted.into_iter().enumerate() {
         let source_file = facts_of(note.source);
         let target_file = facts_of(note.target);
+        let superseded = superseded_by[index].map(|later| later as usize);
         let (verdict, reason, m) = match note.step {
             Step::Decided(verdict, reason) => (verdict, reason, None),
             Step::Applied {
                 destination,
                 content,
-            } => match superseded_by[index] {
-                Some(later) => (
-                    Verdict::Superseded,
-                    format!("operation {later} later replaces, moves or deletes what this rename puts in place").into(),
-                    None,
-                ),
+            } => match superseded {
+                Some(later) => (Verdict::Superseded, Reason::SupersededBy(later), None),
                 None => {
                     let m = overwritten
                         .get(&destination)
@@ -415,7 +452,7 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
                         .max();
                     let (verdict, reason) =
                         verdict::final_writer(source_file.as_deref(), target_file.as_deref(), m);
-                    (verdict, reason.into(), m)
+                    (verdict, reason, m)
                 }
             },
         };
@@ -425,13 +462,14 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
             source_file,
             target_file,
             overwritten_staged_version: m,
-            superseded_by: superseded_by[index],
+            superseded_by: superseded,
         });
     }
+    // Same size as `Change`: the list is converted in place.
     let changes = changes
         .into_iter()
         .map(|change| FileChange {
-            nt_path: change.nt_path,
+            path: change.path,
             before: facts_of(change.before),
             after: facts_of(change.after),
             operations: change.operations,
@@ -440,28 +478,28 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
     Replay { outcomes, changes }
 }
 
-/// The step an operation took, and the paths it changed (with the NT path as spelled).
-type Done<'o> = (Step, Vec<(PathKey, &'o str)>);
+/// The step an operation took, and the paths it changed (with the path as the queue spelled it).
+type Done<'o> = (Step, Vec<(PathKey, &'o QueuePath)>);
 
 fn replay_one<'o>(
     view: &mut View<'_>,
     operation: &'o Operation,
-    index: usize,
+    index: u32,
     source_content: &mut Option<ContentId>,
     target_content: &mut Option<ContentId>,
-    superseded_by: &mut [Option<usize>],
+    superseded_by: &mut [Option<u32>],
     overwritten: &mut FxHashMap<PathKey, Vec<ContentId>>,
 ) -> Result<Done<'o>, Unresolved> {
     let source = view.volumes.resolve(operation.source.path())?.key;
     let destination = match &operation.destination {
-        Some(dest) => Some((view.volumes.resolve(dest.path())?.key, dest.path())),
+        Some(dest) => Some((view.volumes.resolve(dest.path())?.key, dest)),
         None => None,
     };
     if let Some((dest, _)) = &destination {
         *target_content = view.disk(dest)?;
     }
     fn decided<'o>(verdict: Verdict, why: &'static str) -> Result<Done<'o>, Unresolved> {
-        Ok((Step::Decided(verdict, Cow::Borrowed(why)), Vec::new()))
+        Ok((Step::Decided(verdict, Reason::Fixed(why)), Vec::new()))
     }
     let Some(moving) = view.lookup(&source)? else {
         *source_content = view.disk(&source)?;
@@ -484,12 +522,12 @@ fn replay_one<'o>(
             );
         }
         view.put(source.clone(), Slot::Empty);
-        if let Some(writer) = view.contents[moving].placed_by {
-            superseded_by[writer] = Some(index);
+        if let Some(writer) = view.content(moving).placed_by {
+            superseded_by[writer as usize] = Some(index);
         }
         return Ok((
-            Step::Decided(Verdict::Delete, Cow::Borrowed("deletes the source")),
-            vec![(source, operation.source.path())],
+            Step::Decided(Verdict::Delete, Reason::Fixed("deletes the source")),
+            vec![(source, &operation.source)],
         ));
     };
 
@@ -514,8 +552,8 @@ fn replay_one<'o>(
                     "the destination exists and the operation lacks ! (replace existing), so the rename fails",
                 );
             }
-            if let Some(writer) = view.contents[existing].placed_by {
-                superseded_by[writer] = Some(index);
+            if let Some(writer) = view.content(existing).placed_by {
+                superseded_by[writer as usize] = Some(index);
                 overwritten
                     .entry(destination.clone())
                     .or_default()
@@ -523,14 +561,14 @@ fn replay_one<'o>(
             }
         }
     }
-    if let Some(writer) = view.contents[moving].placed_by {
-        superseded_by[writer] = Some(index);
+    if let Some(writer) = view.content(moving).placed_by {
+        superseded_by[writer as usize] = Some(index);
     }
     view.put(source.clone(), Slot::Empty);
     view.put(destination.clone(), Slot::Holds(moving));
-    view.contents[moving].placed_by = Some(index);
+    view.content(moving).placed_by = Some(index);
     let touched = vec![
-        (source, operation.source.path()),
+        (source, &operation.source),
         (destination.clone(), destination_path),
     ];
     Ok((

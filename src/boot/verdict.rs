@@ -1,6 +1,9 @@
-//! The verdict words of the contract, and the decision for a final writer.
+//! The verdict words of the contract, the reasons given with them, and the decision for a
+//! final writer.
 
-use serde::Serialize;
+use std::fmt;
+
+use serde::{Serialize, Serializer};
 
 use super::FileFacts;
 use crate::version::FileVersion;
@@ -61,6 +64,67 @@ impl std::fmt::Display for Verdict {
     }
 }
 
+/// Why an operation got its verdict: one sentence in the user's terms. Most are one of a few
+/// sentences with versions filled in, so they are kept as data and written out with the
+/// report (a queue can hold 100,000 operations).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// A sentence that is the same for every operation it applies to.
+    Fixed(&'static str),
+    /// A sentence about this operation only (why its path cannot be mapped, say).
+    Text(Box<str>),
+    Downgrade {
+        staged: FileVersion,
+        on_disk: FileVersion,
+    },
+    Overridden {
+        staged: FileVersion,
+        lost: FileVersion,
+    },
+    Upgrade {
+        staged: FileVersion,
+        on_disk: FileVersion,
+    },
+    SameVersion(FileVersion),
+    NewFile(Option<FileVersion>),
+    /// A rename whose result a later operation replaces, moves or deletes.
+    SupersededBy(usize),
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Fixed(text) => f.write_str(text),
+            Reason::Text(text) => f.write_str(text),
+            Reason::Downgrade { staged, on_disk } => {
+                write!(f, "puts version {staged} in place of version {on_disk} that is on disk")
+            }
+            Reason::Overridden { staged, lost } => write!(
+                f,
+                "puts version {staged} in place, overwriting version {lost} that an earlier operation of this boot staged there"
+            ),
+            Reason::Upgrade { staged, on_disk } => {
+                write!(f, "replaces version {on_disk} with version {staged}")
+            }
+            Reason::SameVersion(version) => {
+                write!(f, "replaces the file with the same version {version}")
+            }
+            Reason::NewFile(Some(version)) => write!(f, "creates the file, version {version}"),
+            Reason::NewFile(None) => f.write_str("creates the file"),
+            Reason::SupersededBy(later) => write!(
+                f,
+                "operation {later} later replaces, moves or deletes what this rename puts in place"
+            ),
+        }
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// The verdict of a rename whose content is still at its destination after the boot. The
 /// first word that can be decided wins: downgrade (needs S and B), overridden (needs S and
 /// M), unversioned (B exists, S or B has no version), new-file, upgrade, same-version.
@@ -68,14 +132,17 @@ pub(super) fn final_writer(
     staged: Option<&FileFacts>,
     on_disk: Option<&FileFacts>,
     lost: Option<FileVersion>,
-) -> (Verdict, String) {
+) -> (Verdict, Reason) {
     let s = staged.and_then(|f| f.file_version);
     let b = on_disk.and_then(|f| f.file_version);
     if let (Some(s), Some(b)) = (s, b) {
         if s < b {
             return (
                 Verdict::Downgrade,
-                format!("puts version {s} in place of version {b} that is on disk"),
+                Reason::Downgrade {
+                    staged: s,
+                    on_disk: b,
+                },
             );
         }
     }
@@ -83,16 +150,16 @@ pub(super) fn final_writer(
         if s < m {
             return (
                 Verdict::Overridden,
-                format!("puts version {s} in place, overwriting version {m} that an earlier operation of this boot staged there"),
+                Reason::Overridden { staged: s, lost: m },
             );
         }
     }
     if let Some(disk) = on_disk {
         let missing = |facts: Option<&FileFacts>, which: &str| {
             let reason = facts
-                .and_then(|f| f.unversioned_reason.clone())
-                .unwrap_or_else(|| "no version".into());
-            format!("{which} has no comparable version ({reason})")
+                .and_then(|f| f.unversioned_reason.as_deref())
+                .unwrap_or("no version");
+            Reason::Text(format!("{which} has no comparable version ({reason})").into())
         };
         match (s, b) {
             (None, _) => return (Verdict::Unversioned, missing(staged, "the staged file")),
@@ -106,25 +173,19 @@ pub(super) fn final_writer(
         }
     }
     match (s, b) {
-        (_, None) => (
-            Verdict::NewFile,
-            match s {
-                Some(s) => format!("creates the file, version {s}"),
-                None => "creates the file".into(),
-            },
-        ),
+        (_, None) => (Verdict::NewFile, Reason::NewFile(s)),
         (Some(s), Some(b)) if s > b => (
             Verdict::Upgrade,
-            format!("replaces version {b} with version {s}"),
+            Reason::Upgrade {
+                staged: s,
+                on_disk: b,
+            },
         ),
-        (Some(s), Some(_)) => (
-            Verdict::SameVersion,
-            format!("replaces the file with the same version {s}"),
-        ),
+        (Some(s), Some(_)) => (Verdict::SameVersion, Reason::SameVersion(s)),
         // B without a version is unversioned above; B with a version needs S here.
         (None, Some(_)) => (
             Verdict::Unversioned,
-            "the staged file has no version".into(),
+            Reason::Fixed("the staged file has no version"),
         ),
     }
 }

@@ -29,27 +29,35 @@ pub enum Action {
 }
 
 /// A path as the queue holds it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueuePath {
-    /// The string exactly as stored, prefixes included.
-    pub stored: String,
-    /// Bytes of `stored` taken by the `*N`, `!` and `@` prefixes.
-    pub prefix_len: usize,
+    /// The string exactly as stored, prefixes included (shared with the report).
+    pub stored: Arc<str>,
+    /// Bytes of `stored` taken by the `*N`, `!` and `@` prefixes (at most 6).
+    pub prefix_len: u8,
     /// The character after a `*` prefix (`*1` -> `1`), if there was one.
     pub star: Option<char>,
-    /// Raw UTF-16LE bytes (hex) when the stored string did not decode exactly.
-    pub raw_hex: Option<String>,
 }
 
 impl QueuePath {
     /// The NT path after the `*N`, `!` and `@` prefixes.
     pub fn path(&self) -> &str {
-        &self.stored[self.prefix_len..]
+        &self.stored[usize::from(self.prefix_len)..]
     }
 }
 
+/// What is unusual about how an operation was stored. Few operations have any, so it is
+/// kept out of line (a queue can hold 100,000 operations).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Irregular {
+    /// Raw UTF-16LE bytes (hex) of a stored string that did not decode exactly.
+    pub source_raw_hex: Option<String>,
+    pub destination_raw_hex: Option<String>,
+    pub notes: Vec<String>,
+}
+
 /// One operation smss will attempt.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Operation {
     /// Position in boot order, from 0.
     pub index: usize,
@@ -57,15 +65,34 @@ pub struct Operation {
     /// The registry value the operation's source string is in.
     pub value: Arc<str>,
     /// Index of the source string within that value (0-based, empty strings counted).
-    pub string_index: usize,
+    pub string_index: u32,
     pub action: Action,
+    /// The destination had `!` (MOVEFILE_REPLACE_EXISTING) or `@`.
+    pub replace_existing: bool,
     pub source: QueuePath,
     /// `None` for a delete.
     pub destination: Option<QueuePath>,
-    /// The destination had `!` (MOVEFILE_REPLACE_EXISTING) or `@`.
-    pub replace_existing: bool,
+    /// Notes and undecodable bytes, when there are any.
+    pub irregular: Option<Box<Irregular>>,
+}
+
+impl Operation {
     /// Anything odd about how this operation was stored.
-    pub notes: Vec<String>,
+    pub fn notes(&self) -> &[String] {
+        self.irregular.as_ref().map_or(&[], |i| &i.notes)
+    }
+
+    pub fn source_raw_hex(&self) -> Option<&str> {
+        self.irregular.as_ref()?.source_raw_hex.as_deref()
+    }
+
+    pub fn destination_raw_hex(&self) -> Option<&str> {
+        self.irregular.as_ref()?.destination_raw_hex.as_deref()
+    }
+
+    fn irregular(&mut self) -> &mut Irregular {
+        self.irregular.get_or_insert_default()
+    }
 }
 
 /// The decoded queue of one control set.
@@ -81,8 +108,10 @@ pub struct Queue {
 /// is a delete.
 pub fn decode_registry(values: &[RawValue]) -> Queue {
     let mut findings = Vec::new();
-    let mut operations = Vec::new();
-    let mut pending_source: Option<(Arc<str>, usize, multi_sz::WideString)> = None;
+    // Sized once: every two strings are an operation, a final odd one too.
+    let strings: usize = values.iter().map(|v| multi_sz::count(&v.bytes)).sum();
+    let mut operations = Vec::with_capacity(strings.div_ceil(2));
+    let mut pending_source: Option<(Arc<str>, u32, multi_sz::WideString)> = None;
     for value in values {
         if value.data_type != 7 {
             findings.push(Finding::warning(
@@ -101,7 +130,7 @@ pub fn decode_registry(values: &[RawValue]) -> Queue {
             ));
         }
         let name: Arc<str> = value.name.as_str().into();
-        let mut string_index = 0;
+        let mut string_index = 0u32;
         let layout = multi_sz::for_each(&value.bytes, |string| {
             // Pairs through one slot shared by both values, as smss pairs them.
             match pending_source.take() {
@@ -112,7 +141,7 @@ pub fn decode_registry(values: &[RawValue]) -> Queue {
                     operations.push(operation);
                 }
             }
-            string_index += 1;
+            string_index = string_index.saturating_add(1);
         });
         let layout_notes = [
             (
@@ -140,7 +169,10 @@ pub fn decode_registry(values: &[RawValue]) -> Queue {
     }
     for operation in &mut operations {
         if operation.source.path().is_empty() {
-            operation.notes.push("source path is empty".into());
+            operation
+                .irregular()
+                .notes
+                .push("source path is empty".into());
         }
     }
     Queue {
@@ -152,7 +184,7 @@ pub fn decode_registry(values: &[RawValue]) -> Queue {
 /// One operation from its source string and, unless the queue ended, its destination string.
 fn operation(
     index: usize,
-    (value, string_index, source): (Arc<str>, usize, multi_sz::WideString),
+    (value, string_index, source): (Arc<str>, u32, multi_sz::WideString),
     destination: Option<(Arc<str>, multi_sz::WideString)>,
 ) -> Operation {
     let mut notes = Vec::new();
@@ -174,33 +206,35 @@ fn operation(
             None
         }
     };
-    match destination.filter(|d| !d.text.is_empty()) {
-        None => Operation {
-            index,
-            queue: QueueSource::Registry,
-            value,
-            string_index,
-            action: Action::Delete,
-            source: parse_path(source.text, source.raw_hex, PathRole::DeleteSource).0,
-            destination: None,
-            replace_existing: false,
-            notes,
-        },
-        Some(dest) => {
-            let (destination, replace_existing) =
-                parse_path(dest.text, dest.raw_hex, PathRole::Destination);
-            Operation {
-                index,
-                queue: QueueSource::Registry,
-                value,
-                string_index,
-                action: Action::Rename,
-                source: parse_path(source.text, source.raw_hex, PathRole::RenameSource).0,
-                destination: Some(destination),
-                replace_existing,
-                notes,
+    let (action, role, destination, replace_existing, destination_raw_hex) =
+        match destination.filter(|d| !d.text.is_empty()) {
+            None => (Action::Delete, PathRole::DeleteSource, None, false, None),
+            Some(dest) => {
+                let (path, replace) = parse_path(dest.text, PathRole::Destination);
+                (
+                    Action::Rename,
+                    PathRole::RenameSource,
+                    Some(path),
+                    replace,
+                    dest.raw_hex,
+                )
             }
-        }
+        };
+    let irregular = Irregular {
+        source_raw_hex: source.raw_hex,
+        destination_raw_hex,
+        notes,
+    };
+    Operation {
+        index,
+        queue: QueueSource::Registry,
+        value,
+        string_index,
+        action,
+        replace_existing,
+        source: parse_path(source.text, role).0,
+        destination,
+        irregular: (irregular != Irregular::default()).then(|| Box::new(irregular)),
     }
 }
 
@@ -213,8 +247,8 @@ enum PathRole {
 
 /// Strips the prefixes smss understands: `*N` (a `*` and one character) first, then `!` or
 /// `@` on a destination (replace existing), or `@` on the source of a delete.
-fn parse_path(stored: String, raw_hex: Option<String>, role: PathRole) -> (QueuePath, bool) {
-    let mut rest = stored.as_str();
+fn parse_path(stored: Arc<str>, role: PathRole) -> (QueuePath, bool) {
+    let mut rest = &*stored;
     let mut star = None;
     if let Some(after) = rest.strip_prefix('*') {
         let mut chars = after.chars();
@@ -229,12 +263,12 @@ fn parse_path(stored: String, raw_hex: Option<String>, role: PathRole) -> (Queue
         PathRole::RenameSource => None,
     };
     let replace = role == PathRole::Destination && marker.is_some();
-    let prefix_len = stored.len() - marker.unwrap_or(rest).len();
+    // `*`, one character (at most 4 bytes) and `!` or `@`: at most 6 bytes.
+    let prefix_len = (stored.len() - marker.unwrap_or(rest).len()) as u8;
     let parsed = QueuePath {
         stored,
         prefix_len,
         star,
-        raw_hex,
     };
     (parsed, replace)
 }
@@ -269,7 +303,7 @@ mod tests {
             "\\??\\C:\\a.dll"
         );
         assert_eq!(
-            ops[0].destination.as_ref().unwrap().stored,
+            &*ops[0].destination.as_ref().unwrap().stored,
             "!\\??\\C:\\a.dll"
         );
         assert_eq!(ops[1].action, Action::Delete);
@@ -285,7 +319,7 @@ mod tests {
         let queue = decode_registry(&[pfro("\\??\\C:\\x\0\0\0")]);
         assert_eq!(queue.operations.len(), 1);
         assert_eq!(queue.operations[0].action, Action::Delete);
-        assert!(queue.operations[0].notes.is_empty());
+        assert!(queue.operations[0].notes().is_empty());
     }
 
     #[test]
@@ -302,7 +336,7 @@ mod tests {
         assert_eq!(ops[1].destination.as_ref().unwrap().path(), "\\??\\C:\\d2");
         assert_eq!(ops[2].action, Action::Delete);
         assert_eq!(ops[2].source.path(), "\\??\\C:\\gone");
-        assert_eq!(ops[2].source.stored, "@\\??\\C:\\gone");
+        assert_eq!(&*ops[2].source.stored, "@\\??\\C:\\gone");
     }
 
     #[test]
@@ -324,7 +358,7 @@ mod tests {
         assert_eq!(ops.len(), 3);
         assert_eq!(&*ops[1].value, "PendingFileRenameOperations");
         assert_eq!(ops[1].destination.as_ref().unwrap().path(), "\\??\\C:\\d");
-        assert!(ops[1].notes[0].contains("PendingFileRenameOperations2"));
+        assert!(ops[1].notes()[0].contains("PendingFileRenameOperations2"));
         assert_eq!(&*ops[2].value, "PendingFileRenameOperations2");
         assert_eq!(ops[2].action, Action::Delete);
         assert_eq!(ops.iter().map(|o| o.index).collect::<Vec<_>>(), [0, 1, 2]);
@@ -335,7 +369,7 @@ mod tests {
         let queue = decode_registry(&[pfro("\\??\\C:\\a\0\\??\\C:\\b\0\\??\\C:\\c\0\0")]);
         assert_eq!(queue.operations.len(), 2);
         assert_eq!(queue.operations[1].action, Action::Delete);
-        assert!(queue.operations[1].notes[0].contains("no destination"));
+        assert!(queue.operations[1].notes()[0].contains("no destination"));
     }
 
     #[test]

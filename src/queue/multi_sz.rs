@@ -9,11 +9,14 @@
 //! delete as MoveFileEx writes it) is `src`, ``; `a\0\0` is `a`. A value of nothing but NULs
 //! holds no strings.
 
+use std::sync::Arc;
+
 /// One string of a multi-string value, with the raw UTF-16 units kept when they do not decode.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WideString {
-    /// Decoded text; unpaired surrogates become U+FFFD.
-    pub text: String,
+    /// Decoded text; unpaired surrogates become U+FFFD. Shared: the operation and the
+    /// report's list of changed files hold the same string.
+    pub text: Arc<str>,
     /// Index of the string's first UTF-16 unit in the value.
     pub unit_offset: usize,
     /// The raw units, hex-encoded little-endian, when `text` is not an exact decoding.
@@ -55,15 +58,37 @@ pub fn split(bytes: &[u8]) -> (Vec<WideString>, Layout) {
     (strings, layout)
 }
 
+/// How many strings [`split`] would return, without decoding them (to size the queue once).
+pub fn count(bytes: &[u8]) -> usize {
+    let mut count = 0;
+    spans(bytes, |_, _| count += 1);
+    count
+}
+
 /// Like [`split`], handing each string to `visit` as it is decoded, without holding the whole
 /// list (a queue of 100,000 operations is 200,000 strings).
 pub fn for_each(bytes: &[u8], mut visit: impl FnMut(WideString)) -> Layout {
+    let mut units: Vec<u16> = Vec::new();
+    let mut text = String::new();
+    spans(bytes, |start, stop| {
+        units.clear();
+        units.extend((start..stop).map(|i| unit(bytes, i)));
+        visit(decode(&units, &mut text, start, stop == bytes.len() / 2));
+    })
+}
+
+fn unit(bytes: &[u8], i: usize) -> u16 {
+    u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]])
+}
+
+/// The split itself: each string as a range of UTF-16 units `start..stop`, in order.
+fn spans(bytes: &[u8], mut visit: impl FnMut(usize, usize)) -> Layout {
     let mut layout = Layout {
         odd_length: bytes.len() % 2 == 1,
         ..Layout::default()
     };
     let count = bytes.len() / 2;
-    let unit = |i: usize| u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]);
+    let unit = |i: usize| unit(bytes, i);
     if (0..count).all(|i| unit(i) == 0) {
         return layout;
     }
@@ -76,41 +101,44 @@ pub fn for_each(bytes: &[u8], mut visit: impl FnMut(WideString)) -> Layout {
     if !layout.missing_terminator && count >= 2 && unit(count - 2) != 0 {
         layout.missing_list_terminator = true;
     }
-    let mut units: Vec<u16> = Vec::new();
     let mut start = 0;
     while start < end {
-        units.clear();
         let mut stop = start;
         while stop < count && unit(stop) != 0 {
-            units.push(unit(stop));
             stop += 1;
         }
-        visit(decode(&units, start, stop == count));
+        visit(start, stop);
         start = stop + 1;
     }
     layout
 }
 
-fn decode(units: &[u16], unit_offset: usize, unterminated: bool) -> WideString {
-    match String::from_utf16(units) {
-        Ok(text) => WideString {
-            text,
-            unit_offset,
-            raw_hex: None,
-            unterminated,
-        },
-        Err(_) => WideString {
-            text: String::from_utf16_lossy(units),
-            unit_offset,
-            raw_hex: Some(
-                units
-                    .iter()
-                    .flat_map(|unit| unit.to_le_bytes())
-                    .map(|byte| format!("{byte:02x}"))
-                    .collect(),
-            ),
-            unterminated,
-        },
+/// Decodes through `buffer` so that each string is allocated once, at its exact size.
+fn decode(
+    units: &[u16],
+    buffer: &mut String,
+    unit_offset: usize,
+    unterminated: bool,
+) -> WideString {
+    buffer.clear();
+    let mut exact = true;
+    for c in char::decode_utf16(units.iter().copied()) {
+        buffer.push(c.unwrap_or_else(|_| {
+            exact = false;
+            char::REPLACEMENT_CHARACTER
+        }));
+    }
+    WideString {
+        text: Arc::from(buffer.as_str()),
+        unit_offset,
+        raw_hex: (!exact).then(|| {
+            units
+                .iter()
+                .flat_map(|unit| unit.to_le_bytes())
+                .map(|byte| format!("{byte:02x}"))
+                .collect()
+        }),
+        unterminated,
     }
 }
 
@@ -123,7 +151,9 @@ mod tests {
     }
 
     fn texts(bytes: &[u8]) -> Vec<String> {
-        split(bytes).0.into_iter().map(|s| s.text).collect()
+        let (strings, _) = split(bytes);
+        assert_eq!(strings.len(), count(bytes));
+        strings.into_iter().map(|s| s.text.to_string()).collect()
     }
 
     #[test]
@@ -160,7 +190,7 @@ mod tests {
         bytes.push(0x41);
         let (strings, layout) = split(&bytes);
         assert!(layout.odd_length);
-        assert_eq!(strings[0].text, "ab");
+        assert_eq!(&*strings[0].text, "ab");
     }
 
     #[test]
@@ -169,7 +199,7 @@ mod tests {
         bytes.extend_from_slice(&0xd800u16.to_le_bytes());
         bytes.extend_from_slice(&wide("y\0\0"));
         let (strings, _) = split(&bytes);
-        assert_eq!(strings[0].text, "x\u{fffd}y");
+        assert_eq!(&*strings[0].text, "x\u{fffd}y");
         assert_eq!(strings[0].raw_hex.as_deref(), Some("780000d87900"));
     }
 

@@ -1,8 +1,10 @@
 //! Formats for programs: JSON, JSON lines, CSV, YAML.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use super::Report;
+use crate::boot::FileFacts;
 
 pub fn write_json(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, report)?;
@@ -15,13 +17,13 @@ pub fn write_jsonl(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     #[derive(serde::Serialize)]
     struct Line<'r> {
         #[serde(flatten)]
-        operation: &'r super::OperationReport,
+        operation: super::OperationReport<'r>,
         hive_path: &'r str,
         hive_dirty: bool,
         control_set: u32,
         provenance: &'r super::Provenance,
     }
-    for operation in &report.operations {
+    for operation in report.operations.iter() {
         let line = Line {
             operation,
             hive_path: &report.hive.path,
@@ -62,30 +64,32 @@ pub fn write_csv(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record(CSV_HEADER)?;
     let text = |v: Option<String>| v.unwrap_or_default();
-    for op in &report.operations {
+    for report_op in report.operations.iter() {
+        let (op, outcome) = (report_op.operation, report_op.outcome);
+        let path =
+            |facts: &Option<Arc<FileFacts>>| text(facts.as_ref().map(|f| f.path.to_string()));
+        let version_string = |facts: &Option<Arc<FileFacts>>| {
+            text(
+                facts
+                    .as_ref()
+                    .and_then(|f| f.file_version_string.as_deref().map(str::to_string)),
+            )
+        };
         writer.write_record([
             op.index.to_string(),
             op.value.to_string(),
             serde_plain(&op.action),
-            op.source.clone(),
-            text(op.destination.clone()),
+            op.source.stored.to_string(),
+            text(op.destination.as_ref().map(|d| d.stored.to_string())),
             op.replace_existing.to_string(),
-            text(op.source_version.map(|v| v.to_string())),
-            text(op.target_version.map(|v| v.to_string())),
-            op.verdict.to_string(),
-            op.reason.to_string(),
-            text(op.source_file.as_ref().map(|f| f.path.clone())),
-            text(op.target_file.as_ref().map(|f| f.path.clone())),
-            text(
-                op.source_file
-                    .as_ref()
-                    .and_then(|f| f.file_version_string.clone()),
-            ),
-            text(
-                op.target_file
-                    .as_ref()
-                    .and_then(|f| f.file_version_string.clone()),
-            ),
+            text(report_op.source_version().map(|v| v.to_string())),
+            text(report_op.target_version().map(|v| v.to_string())),
+            outcome.verdict.to_string(),
+            outcome.reason.to_string(),
+            path(&outcome.source_file),
+            path(&outcome.target_file),
+            version_string(&outcome.source_file),
+            version_string(&outcome.target_file),
             report.hive.dirty.to_string(),
             report.control_set.used.to_string(),
             report.provenance.started.clone(),

@@ -10,9 +10,8 @@ mod versions;
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
-use std::sync::Arc;
 
-use serde::ser::SerializeMap;
+use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
 
 pub use machine::{write_csv, write_json, write_jsonl, write_yaml};
@@ -22,9 +21,9 @@ pub use verify::{
 };
 pub use versions::{write_versions_json, write_versions_table};
 
-use crate::boot::{FileChange, FileFacts, Verdict};
+use crate::boot::{FileChange, Outcome, Verdict};
 use crate::hive::VolumeIdentity;
-use crate::queue::{Action, QueueSource};
+use crate::queue::Operation;
 use crate::version::FileVersion;
 use crate::Finding;
 
@@ -42,8 +41,8 @@ pub struct Report {
     pub windows_directory: Option<String>,
     /// `SYSTEM\MountedDevices`: each letter's and GUID's volume, and where it is mapped now.
     pub mounted_devices: Vec<MountedDeviceSection>,
-    /// The queue of the control set used, in boot order.
-    pub operations: Vec<OperationReport>,
+    /// The queue of the control set used, in boot order, each operation with its outcome.
+    pub operations: Operations,
     pub summary: Summary,
     /// Every path the boot changes, with its file before and after.
     pub files: Vec<FileChange>,
@@ -182,30 +181,111 @@ pub struct ValueSize {
     pub bytes: usize,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct OperationReport {
-    pub index: usize,
-    pub queue: QueueSource,
-    pub value: Arc<str>,
-    pub string_index: usize,
-    pub action: Action,
-    /// As stored, prefixes included.
-    pub source: String,
-    /// As stored, prefixes included; `null` for a delete.
-    pub destination: Option<String>,
-    pub replace_existing: bool,
-    pub source_version: Option<FileVersion>,
-    pub target_version: Option<FileVersion>,
-    pub verdict: Verdict,
-    pub reason: std::borrow::Cow<'static, str>,
-    pub source_file: Option<Arc<FileFacts>>,
-    pub target_file: Option<Arc<FileFacts>>,
-    pub overwritten_staged_version: Option<FileVersion>,
-    pub superseded_by: Option<usize>,
-    /// Raw UTF-16LE bytes (hex) of a stored string that did not decode exactly.
-    pub source_raw_hex: Option<String>,
-    pub destination_raw_hex: Option<String>,
-    pub notes: Vec<String>,
+/// The queue replayed: each operation with its outcome, in boot order. The two lists are
+/// kept as the queue and the replay made them; a report of one operation is a view of both.
+#[derive(Clone, Debug, Default)]
+pub struct Operations {
+    queue: Vec<Operation>,
+    outcomes: Vec<Outcome>,
+}
+
+impl Operations {
+    /// Pairs each operation with its outcome (the replay gives one per operation, in order).
+    pub fn new(mut queue: Vec<Operation>, mut outcomes: Vec<Outcome>) -> Operations {
+        debug_assert_eq!(queue.len(), outcomes.len());
+        let paired = queue.len().min(outcomes.len());
+        queue.truncate(paired);
+        outcomes.truncate(paired);
+        Operations { queue, outcomes }
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub fn get(&self, index: usize) -> Option<OperationReport<'_>> {
+        Some(OperationReport {
+            operation: self.queue.get(index)?,
+            outcome: self.outcomes.get(index)?,
+        })
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = OperationReport<'_>> + Clone {
+        self.queue
+            .iter()
+            .zip(&self.outcomes)
+            .map(|(operation, outcome)| OperationReport { operation, outcome })
+    }
+
+    pub fn outcomes(&self) -> &[Outcome] {
+        &self.outcomes
+    }
+}
+
+impl Serialize for Operations {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+/// One operation and what the replay decided for it: the object of the report's
+/// `operations` list.
+#[derive(Clone, Copy, Debug)]
+pub struct OperationReport<'r> {
+    pub operation: &'r Operation,
+    pub outcome: &'r Outcome,
+}
+
+impl OperationReport<'_> {
+    pub fn verdict(&self) -> Verdict {
+        self.outcome.verdict
+    }
+
+    /// S, or what the source holds: the version of the file the operation moves.
+    pub fn source_version(&self) -> Option<FileVersion> {
+        self.outcome.source_file.as_ref()?.file_version
+    }
+
+    /// The version of the file at the destination on disk before the boot.
+    pub fn target_version(&self) -> Option<FileVersion> {
+        self.outcome.target_file.as_ref()?.file_version
+    }
+}
+
+impl Serialize for OperationReport<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (op, outcome) = (self.operation, self.outcome);
+        let mut object = serializer.serialize_struct("OperationReport", 19)?;
+        object.serialize_field("index", &op.index)?;
+        object.serialize_field("queue", &op.queue)?;
+        object.serialize_field("value", &op.value)?;
+        object.serialize_field("string_index", &op.string_index)?;
+        object.serialize_field("action", &op.action)?;
+        // As stored, prefixes included; `null` destination for a delete.
+        object.serialize_field("source", &op.source.stored)?;
+        object.serialize_field("destination", &op.destination.as_ref().map(|d| &d.stored))?;
+        object.serialize_field("replace_existing", &op.replace_existing)?;
+        object.serialize_field("source_version", &self.source_version())?;
+        object.serialize_field("target_version", &self.target_version())?;
+        object.serialize_field("verdict", &outcome.verdict)?;
+        object.serialize_field("reason", &outcome.reason)?;
+        object.serialize_field("source_file", &outcome.source_file)?;
+        object.serialize_field("target_file", &outcome.target_file)?;
+        object.serialize_field(
+            "overwritten_staged_version",
+            &outcome.overwritten_staged_version,
+        )?;
+        object.serialize_field("superseded_by", &outcome.superseded_by)?;
+        // Raw UTF-16LE bytes (hex) of a stored string that did not decode exactly.
+        object.serialize_field("source_raw_hex", &op.source_raw_hex())?;
+        object.serialize_field("destination_raw_hex", &op.destination_raw_hex())?;
+        object.serialize_field("notes", op.notes())?;
+        object.end()
+    }
 }
 
 /// Counts per verdict word, zeros included, after the total.
@@ -216,13 +296,13 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn of(operations: &[OperationReport]) -> Summary {
+    pub fn of(outcomes: &[Outcome]) -> Summary {
         let mut summary = Summary {
-            operations: operations.len(),
+            operations: outcomes.len(),
             ..Summary::default()
         };
-        for operation in operations {
-            summary.counts[verdict_slot(operation.verdict)] += 1;
+        for outcome in outcomes {
+            summary.counts[verdict_slot(outcome.verdict)] += 1;
         }
         summary
     }

@@ -142,7 +142,8 @@ pub fn write_table(report: &Report, style: Style, out: &mut dyn Write) -> io::Re
     if report.operations.is_empty() {
         writeln!(out, "No pending file operations in this control set.")?;
     }
-    for op in &report.operations {
+    for report_op in report.operations.iter() {
+        let (op, outcome) = (report_op.operation, report_op.outcome);
         let mut action = match op.action {
             Action::Rename if op.replace_existing => "rename, replace existing".to_string(),
             Action::Rename => "rename".to_string(),
@@ -153,7 +154,7 @@ pub fn write_table(report: &Report, style: Style, out: &mut dyn Write) -> io::Re
             out,
             "#{:<4} {} {action}",
             op.index,
-            style.verdict(op.verdict)
+            style.verdict(outcome.verdict)
         )?;
         let version = |facts: &Option<std::sync::Arc<FileFacts>>| match facts.as_deref() {
             Some(f) => match (&f.file_version, &f.unversioned_reason) {
@@ -163,18 +164,22 @@ pub fn write_table(report: &Report, style: Style, out: &mut dyn Write) -> io::Re
             },
             None => String::new(),
         };
-        writeln!(out, "      from  {}", op.source)?;
-        if op.source_file.is_some() {
-            writeln!(out, "            {}", version(&op.source_file))?;
+        writeln!(out, "      from  {}", op.source.stored)?;
+        if outcome.source_file.is_some() {
+            writeln!(out, "            {}", version(&outcome.source_file))?;
         }
         if let Some(dest) = &op.destination {
-            writeln!(out, "      to    {dest}")?;
-            if op.target_file.is_some() {
-                writeln!(out, "            on disk: {}", version(&op.target_file))?;
+            writeln!(out, "      to    {}", dest.stored)?;
+            if outcome.target_file.is_some() {
+                writeln!(
+                    out,
+                    "            on disk: {}",
+                    version(&outcome.target_file)
+                )?;
             }
         }
-        writeln!(out, "      why   {}", op.reason)?;
-        for note in &op.notes {
+        writeln!(out, "      why   {}", outcome.reason)?;
+        for note in op.notes() {
             writeln!(out, "      note  {note}")?;
         }
     }
