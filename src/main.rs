@@ -45,6 +45,20 @@ enum Command {
     Man,
 }
 
+/// glibc maps buffers of 128 KiB and more and returns them to the system when freed, but
+/// after the first such free it raises that threshold (up to 32 MiB), and large buffers then
+/// come from the heap, where the holes they leave are not returned. The pipeline frees large
+/// buffers between stages (the raw queue value, the replay's map), and its worker threads
+/// allocate in their own arenas that cannot reuse those holes: with the threshold fixed, a
+/// 100,000-operation check peaks at 79 MB instead of 92 MB, at the same speed.
+fn keep_large_buffers_mapped() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before any thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 /// The inputs shared by `check` and `fix`.
 #[derive(Args)]
 struct InputArgs {
@@ -209,6 +223,7 @@ enum HashArg {
 }
 
 fn main() -> ExitCode {
+    keep_large_buffers_mapped();
     std::panic::set_hook(Box::new(|info| {
         if !nextboot::guard::is_containing() {
             eprintln!("nextboot: internal error: {info}\nPlease report this with the command line that caused it.");

@@ -21,7 +21,7 @@ pub use verdict::{Reason, Verdict};
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use serde::{Serialize, Serializer};
 use smallvec::SmallVec;
 
@@ -160,22 +160,36 @@ struct View<'v> {
 }
 
 impl View<'_> {
+    /// Maps a queue path onto the volumes, noting what the disk holds there (the walk has
+    /// just seen it: no second look).
+    fn resolve(&mut self, nt_path: &str) -> Result<PathKey, Unresolved> {
+        let resolved = self.volumes.resolve(nt_path)?;
+        if self.paths.get(&resolved.key).and_then(|s| s.disk).is_none() {
+            let found = resolved
+                .entry
+                .map(|entry| self.add_content(&resolved.key, entry.kind));
+            self.paths.entry(resolved.key.clone()).or_default().disk = Some(found);
+        }
+        Ok(resolved.key)
+    }
+
+    fn add_content(&mut self, key: &PathKey, kind: EntryKind) -> ContentId {
+        self.contents.push(Content {
+            origin: key.clone(),
+            kind,
+            placed_by: None,
+        });
+        (self.contents.len() - 1) as ContentId
+    }
+
     fn disk(&mut self, key: &PathKey) -> Result<Option<ContentId>, Unresolved> {
         if let Some(disk) = self.paths.get(key).and_then(|state| state.disk) {
             return Ok(disk);
         }
-        let found = match self.volumes.stat(key)? {
-            None => None,
-            Some(entry) => {
-                let id = self.contents.len() as ContentId;
-                self.contents.push(Content {
-                    origin: key.clone(),
-                    kind: entry.kind,
-                    placed_by: None,
-                });
-                Some(id)
-            }
-        };
+        let found = self
+            .volumes
+            .stat(key)?
+            .map(|entry| self.add_content(key, entry.kind));
         self.paths.entry(key.clone()).or_default().disk = Some(found);
         Ok(found)
     }
@@ -400,25 +414,38 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
     for (key, at) in changed {
         changes[at as usize].after = view.lookup(&key).ok().flatten();
     }
-    // The view's map is done with: free it before the files are read.
-    let View { contents, .. } = view;
+    // The view's map is done with: free it before the files are read (a partial move would
+    // keep it to the end of the function).
+    let View {
+        contents, paths, ..
+    } = view;
+    drop(paths);
 
     // Every content whose facts the report shows or the verdicts need, each read once.
-    let mut wanted: FxHashSet<ContentId> = FxHashSet::default();
+    let mut wanted = vec![false; contents.len()];
+    let mut want = |id: Option<ContentId>| {
+        if let Some(id) = id {
+            wanted[id as usize] = true;
+        }
+    };
     for note in &noted {
-        wanted.extend(note.source);
-        wanted.extend(note.target);
+        want(note.source);
+        want(note.target);
         if let Step::Applied { content, .. } = note.step {
-            wanted.insert(content);
+            want(Some(content));
         }
     }
     for change in &changes {
-        wanted.extend(change.before);
-        wanted.extend(change.after);
+        want(change.before);
+        want(change.after);
     }
-    wanted.extend(overwritten.values().flatten().copied());
-    let mut wanted: Vec<ContentId> = wanted.into_iter().collect();
-    wanted.sort_unstable();
+    overwritten
+        .values()
+        .flatten()
+        .for_each(|&id| want(Some(id)));
+    let wanted: Vec<ContentId> = (0..contents.len() as ContentId)
+        .filter(|&id| wanted[id as usize])
+        .collect();
     let read: Vec<Arc<FileFacts>> = wanted
         .par_iter()
         .map(|&id| Arc::new(read_facts(volumes, &contents[id as usize], options)))
@@ -490,9 +517,9 @@ fn replay_one<'o>(
     superseded_by: &mut [Option<u32>],
     overwritten: &mut FxHashMap<PathKey, Vec<ContentId>>,
 ) -> Result<Done<'o>, Unresolved> {
-    let source = view.volumes.resolve(operation.source.path())?.key;
+    let source = view.resolve(operation.source.path())?;
     let destination = match &operation.destination {
-        Some(dest) => Some((view.volumes.resolve(dest.path())?.key, dest)),
+        Some(dest) => Some((view.resolve(dest.path())?, dest)),
         None => None,
     };
     if let Some((dest, _)) = &destination {

@@ -32,10 +32,25 @@ pub struct VersionResource {
 }
 
 struct Block<'a> {
-    key: String,
+    /// The key's UTF-16LE bytes, without its NUL (compared in place: a version read looks at
+    /// a dozen keys per file).
+    key: &'a [u8],
     value: &'a [u8],
     /// Offsets (in the resource) of the children region.
     children: std::ops::Range<usize>,
+}
+
+impl Block<'_> {
+    fn key_is(&self, name: &str) -> bool {
+        self.key
+            .chunks_exact(2)
+            .map(|p| u16::from_le_bytes([p[0], p[1]]))
+            .eq(name.encode_utf16())
+    }
+
+    fn key_text(&self) -> String {
+        utf16_text(self.key)
+    }
 }
 
 /// Parses a `VS_VERSIONINFO` resource. Never fails: what cannot be read is left `None` and
@@ -56,10 +71,10 @@ pub fn parse_version_info(data: &[u8]) -> VersionResource {
         });
         return resource;
     };
-    if root.key != "VS_VERSION_INFO" {
+    if !root.key_is("VS_VERSION_INFO") {
         resource.problem = Some(format!(
             "the root block is named {:?}, not VS_VERSION_INFO",
-            root.key
+            root.key_text()
         ));
         return resource;
     }
@@ -72,7 +87,7 @@ pub fn parse_version_info(data: &[u8]) -> VersionResource {
         Err(problem) => resource.problem = Some(problem),
     }
     for_each_child(data, &root, 1, &mut |child, depth| {
-        if depth == 1 && child.key == "StringFileInfo" {
+        if depth == 1 && child.key_is("StringFileInfo") {
             for_each_child(data, &child, depth + 1, &mut |table, depth| {
                 if resource.file_version_string.is_some() && resource.string_table.is_some() {
                     return;
@@ -80,20 +95,18 @@ pub fn parse_version_info(data: &[u8]) -> VersionResource {
                 let mut found_any = false;
                 for_each_child(data, &table, depth + 1, &mut |string, _| {
                     let text = || Some(utf16_text(string.value));
-                    match string.key.as_str() {
-                        "FileVersion" if resource.file_version_string.is_none() => {
-                            resource.file_version_string = text();
-                            found_any = true;
-                        }
-                        "ProductVersion" if resource.product_version_string.is_none() => {
-                            resource.product_version_string = text();
-                            found_any = true;
-                        }
-                        _ => {}
+                    if resource.file_version_string.is_none() && string.key_is("FileVersion") {
+                        resource.file_version_string = text();
+                        found_any = true;
+                    } else if resource.product_version_string.is_none()
+                        && string.key_is("ProductVersion")
+                    {
+                        resource.product_version_string = text();
+                        found_any = true;
                     }
                 });
                 if found_any && resource.string_table.is_none() {
-                    resource.string_table = Some(table.key.clone());
+                    resource.string_table = Some(table.key_text());
                 }
             });
         }
@@ -166,16 +179,17 @@ fn block_at(data: &[u8], offset: usize, limit: usize) -> Option<Block<'_>> {
     let value_is_text = read_u16(data, offset + 4) == 1;
 
     let key_start = offset + HEADER;
-    let mut key_units = Vec::new();
     let mut cursor = key_start;
+    let mut key_end = None;
     while cursor + 2 <= end {
         let unit = read_u16(data, cursor);
         cursor += 2;
         if unit == 0 {
+            key_end = Some(cursor - 2);
             break;
         }
-        key_units.push(unit);
     }
+    let key_end = key_end.unwrap_or(cursor);
     let value_start = align4(cursor).min(end);
     // Text values count WCHARs; binary values count bytes. Files get this wrong, so clamp.
     let value_bytes = if value_is_text {
@@ -186,7 +200,7 @@ fn block_at(data: &[u8], offset: usize, limit: usize) -> Option<Block<'_>> {
     let value_end = (value_start + value_bytes).min(end);
     let children_start = align4(value_end).min(end);
     Some(Block {
-        key: String::from_utf16_lossy(&key_units),
+        key: &data[key_start..key_end],
         value: &data[value_start..value_end],
         children: children_start..end,
     })
@@ -200,13 +214,15 @@ fn align4(offset: usize) -> usize {
     offset.saturating_add(3) & !3
 }
 
+/// Text up to the first NUL; unpaired surrogates become U+FFFD.
 fn utf16_text(bytes: &[u8]) -> String {
-    let units: Vec<u16> = bytes
+    let units = bytes
         .chunks_exact(2)
         .map(|p| u16::from_le_bytes([p[0], p[1]]))
-        .take_while(|&u| u != 0)
-        .collect();
-    String::from_utf16_lossy(&units)
+        .take_while(|&u| u != 0);
+    char::decode_utf16(units)
+        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect()
 }
 
 #[cfg(test)]

@@ -26,6 +26,8 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use rustc_hash::FxHashMap;
+
 use crate::evidence::Evidence;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,12 +64,42 @@ pub trait Volume: Send + Sync {
 /// The identity of a path on the mapped volumes: mount index and case-folded on-disk names
 /// (for the part that exists; the requested names, folded, for the rest), joined with `\`.
 /// Two spellings of one file, through different case, short names or links, have the same
-/// key. Cheap to clone and hash: one shared string.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// key. Cheap to clone and hash: a shared string, of which an ancestor's key is a prefix (so
+/// that taking the parent allocates nothing).
+#[derive(Clone, Debug)]
 pub struct PathKey {
     mount: u32,
+    /// Bytes of `folded` that are this path.
+    len: u32,
     /// Folded components joined with `\`; empty for the volume root.
     folded: Arc<str>,
+}
+
+impl PartialEq for PathKey {
+    fn eq(&self, other: &PathKey) -> bool {
+        self.mount == other.mount && self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for PathKey {}
+
+impl std::hash::Hash for PathKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.mount.hash(state);
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialOrd for PathKey {
+    fn partial_cmp(&self, other: &PathKey) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for PathKey {
+    fn cmp(&self, other: &PathKey) -> std::cmp::Ordering {
+        (self.mount, self.as_str()).cmp(&(other.mount, other.as_str()))
+    }
 }
 
 impl PathKey {
@@ -80,8 +112,13 @@ impl PathKey {
             }
             joined.push_str(part.as_ref());
         }
+        PathKey::from_joined(mount, joined)
+    }
+
+    fn from_joined(mount: usize, joined: String) -> PathKey {
         PathKey {
             mount: mount as u32,
+            len: joined.len() as u32,
             folded: joined.into(),
         }
     }
@@ -92,40 +129,37 @@ impl PathKey {
 
     /// The folded path below the volume root, components joined with `\`.
     pub fn as_str(&self) -> &str {
-        &self.folded
+        &self.folded[..self.len as usize]
     }
 
     pub fn components(&self) -> impl Iterator<Item = &str> {
-        self.folded.split('\\').filter(|c| !c.is_empty())
+        self.as_str().split('\\').filter(|c| !c.is_empty())
     }
 
     pub fn parent(&self) -> Option<PathKey> {
-        if self.folded.is_empty() {
+        let path = self.as_str();
+        if path.is_empty() {
             return None;
         }
-        let parent = self.folded.rfind('\\').map_or("", |at| &self.folded[..at]);
         Some(PathKey {
             mount: self.mount,
-            folded: parent.into(),
+            len: path.rfind('\\').unwrap_or(0) as u32,
+            folded: Arc::clone(&self.folded),
         })
     }
 
     /// The key of a folded name inside this directory.
     pub fn child(&self, folded_name: &str) -> PathKey {
-        let joined = if self.folded.is_empty() {
-            folded_name.to_string()
-        } else {
-            format!("{}\\{folded_name}", self.folded)
+        let joined = match self.as_str() {
+            "" => folded_name.to_string(),
+            path => format!("{path}\\{folded_name}"),
         };
-        PathKey {
-            mount: self.mount,
-            folded: joined.into(),
-        }
+        PathKey::from_joined(self.mount(), joined)
     }
 
     /// This path with `from` (an ancestor) replaced by `to`: where it is after `from` moved.
     pub fn rebase(&self, from: &PathKey, to: &PathKey) -> PathKey {
-        let rest = self.folded[from.folded.len()..].trim_start_matches('\\');
+        let rest = self.as_str()[from.as_str().len()..].trim_start_matches('\\');
         let mut key = to.clone();
         if !rest.is_empty() {
             key = key.child(rest);
@@ -154,18 +188,163 @@ pub struct Resolved {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unresolved(pub String);
 
+/// One directory's entries, with their folded names for case-insensitive lookup. Kept compact:
+/// a check over 100,000 files holds every listing of their folders.
 struct Listing {
-    entries: Vec<DirEntry>,
-    /// Entry by folded name.
-    by_folded: HashMap<Box<str>, u32>,
-    /// Names that fold alike (a case-sensitive mount): all their entries.
-    same_fold: HashMap<Box<str>, Vec<u32>>,
+    /// The directory's own on-disk names from the volume root.
+    dir: Vec<OsString>,
+    entries: Box<[DirEntry]>,
+    /// The folded names, back to back: entry `i`'s ends at `folded_ends[i]`.
+    folded: String,
+    folded_ends: Box<[u32]>,
+    /// Entry indexes ordered by folded name (names that fold alike are neighbours, in
+    /// listing order).
+    by_folded: Box<[u32]>,
+    /// Open-addressing hash table over folded names: 1 + the position in `by_folded` of the
+    /// first entry with that name, 0 for a free slot.
+    slots: Box<[u32]>,
     /// Folded short name -> entry, when the volume records short names; filled on first need.
     short: OnceLock<Option<HashMap<String, usize>>>,
 }
 
+fn name_hash(folded: &str) -> usize {
+    use std::hash::Hasher;
+    let mut hasher = rustc_hash::FxHasher::default();
+    hasher.write(folded.as_bytes());
+    hasher.finish() as usize
+}
+
+impl Listing {
+    fn new(dir: Vec<OsString>, entries: Vec<DirEntry>) -> Listing {
+        let mut folded = String::new();
+        let mut folded_ends = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            folded.extend(entry.name.to_string_lossy().chars().map(fold_char));
+            folded_ends.push(folded.len() as u32);
+        }
+        folded.shrink_to_fit();
+        let mut listing = Listing {
+            dir,
+            entries: entries.into_boxed_slice(),
+            folded,
+            folded_ends: folded_ends.into_boxed_slice(),
+            by_folded: Box::new([]),
+            slots: Box::new([]),
+            short: OnceLock::new(),
+        };
+        let mut order: Vec<u32> = (0..listing.entries.len() as u32).collect();
+        // Stable: names that fold alike stay in listing order.
+        order.sort_by(|&a, &b| listing.folded_name(a).cmp(listing.folded_name(b)));
+        // At most half full, so that a probe ends soon.
+        let mut slots = vec![0u32; (2 * order.len()).next_power_of_two()];
+        let mask = slots.len() - 1;
+        for (position, &index) in order.iter().enumerate() {
+            let name = listing.folded_name(index);
+            if position > 0 && listing.folded_name(order[position - 1]) == name {
+                continue;
+            }
+            let mut slot = name_hash(name) & mask;
+            while slots[slot] != 0 {
+                slot = (slot + 1) & mask;
+            }
+            slots[slot] = position as u32 + 1;
+        }
+        listing.by_folded = order.into_boxed_slice();
+        listing.slots = slots.into_boxed_slice();
+        listing
+    }
+
+    fn folded_name(&self, index: u32) -> &str {
+        let index = index as usize;
+        let start = match index {
+            0 => 0,
+            _ => self.folded_ends[index - 1] as usize,
+        };
+        &self.folded[start..self.folded_ends[index] as usize]
+    }
+
+    /// The entries whose names fold to `folded` (more than one only on a case-sensitive mount).
+    fn find(&self, folded: &str) -> &[u32] {
+        if self.slots.is_empty() {
+            return &[];
+        }
+        let mask = self.slots.len() - 1;
+        let mut slot = name_hash(folded) & mask;
+        loop {
+            let start = match self.slots[slot] {
+                0 => return &[],
+                taken => taken as usize - 1,
+            };
+            if self.folded_name(self.by_folded[start]) == folded {
+                let count = self.by_folded[start..]
+                    .iter()
+                    .take_while(|&&i| self.folded_name(i) == folded)
+                    .count();
+                return &self.by_folded[start..start + count];
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    /// Each folded name once.
+    fn folded_names(&self) -> impl Iterator<Item = &str> {
+        let mut previous = None;
+        self.by_folded.iter().filter_map(move |&i| {
+            let name = self.folded_name(i);
+            (previous.replace(name) != Some(name)).then_some(name)
+        })
+    }
+}
+
+/// Where a walk from a volume root has got to.
+#[derive(Clone, Debug)]
+struct Walk {
+    mount: usize,
+    /// On-disk names of the components found so far.
+    names: Vec<OsString>,
+    /// Folded components so far, joined with `\` (while they exist, the listing cache's key).
+    folded: String,
+    kind: EntryKind,
+    exists: bool,
+    /// Links followed so far.
+    hops: usize,
+}
+
+impl Walk {
+    fn root(mount: usize) -> Walk {
+        Walk {
+            mount,
+            names: Vec::new(),
+            folded: String::new(),
+            kind: EntryKind::Directory,
+            exists: true,
+            hops: 0,
+        }
+    }
+
+    fn push_folded(&mut self, folded_name: &str) {
+        if !self.folded.is_empty() {
+            self.folded.push('\\');
+        }
+        self.folded.push_str(folded_name);
+    }
+
+    fn resolved(self) -> Resolved {
+        Resolved {
+            key: PathKey::from_joined(self.mount, self.folded),
+            entry: self.exists.then_some(DiskEntry {
+                names: self.names,
+                kind: self.kind,
+            }),
+        }
+    }
+}
+
+/// Folders walked, by mount and components as spelled.
+type FolderCache = FxHashMap<(u32, Box<str>), Result<Walk, Unresolved>>;
+
 /// Directory listings by mount, then by folded directory path.
-type ListingCache = HashMap<u32, HashMap<Box<str>, Arc<Listing>>>;
+type ListingCache = FxHashMap<u32, FxHashMap<Box<str>, Arc<Listing>>>;
 
 /// Links followed while resolving one path, at most (Windows allows 63 reparse hops).
 const MAX_LINK_HOPS: usize = 32;
@@ -181,6 +360,7 @@ pub struct Volumes {
     /// Volume GUID (upper case, no braces) -> drive letter, from MountedDevices.
     volume_guids: HashMap<String, char>,
     listings: Mutex<ListingCache>,
+    folders: Mutex<FolderCache>,
 }
 
 impl Volumes {
@@ -193,7 +373,8 @@ impl Volumes {
             system_drive: system_drive.to_ascii_uppercase(),
             windows_dir: None,
             volume_guids: HashMap::new(),
-            listings: Mutex::new(HashMap::new()),
+            listings: Mutex::new(FxHashMap::default()),
+            folders: Mutex::new(FxHashMap::default()),
         }
     }
 
@@ -329,36 +510,50 @@ impl Volumes {
         })
     }
 
-    /// Resolves components one at a time from the root of `mount`.
-    fn walk(&self, mount: usize, components: Vec<String>) -> Result<Resolved, Unresolved> {
+    /// Resolves components from the root of `mount`. The folder part of a path is walked once
+    /// per spelling and remembered: a queue names many files in few folders.
+    fn walk(&self, mount: usize, mut components: Vec<String>) -> Result<Resolved, Unresolved> {
+        let Some(last) = components.pop() else {
+            return Ok(Walk::root(mount).resolved());
+        };
+        let key = (mount as u32, Box::<str>::from(components.join("\\")));
+        let cached = self.folder_cache().get(&key).cloned();
+        let folder = match cached {
+            Some(folder) => folder,
+            None => {
+                let folder = self.advance(Walk::root(mount), components);
+                self.folder_cache().insert(key, folder.clone());
+                folder
+            }
+        }?;
+        Ok(self.advance(folder, vec![last])?.resolved())
+    }
+
+    /// Walks on from `walk`, one component at a time.
+    fn advance(&self, mut walk: Walk, components: Vec<String>) -> Result<Walk, Unresolved> {
+        let mount = walk.mount;
         let mut pending: VecDeque<String> = components.into();
-        let mut names: Vec<OsString> = Vec::new();
-        let mut folded: Vec<String> = Vec::new();
-        // The folded path of the current directory: the listing cache's key.
-        let mut dir_key = String::new();
-        let mut kind = EntryKind::Directory;
-        let mut exists = true;
-        let mut hops = 0;
         while let Some(component) = pending.pop_front() {
-            if !exists || kind != EntryKind::Directory {
+            if !walk.exists || walk.kind != EntryKind::Directory {
                 // Below something missing, or below a file: does not exist.
-                exists = false;
-                folded.push(fold(&component));
+                walk.exists = false;
+                walk.push_folded(&fold(&component));
                 continue;
             }
-            let listing = match self.listing(mount, &names, &dir_key) {
+            let names = &walk.names;
+            let listing = match self.listing(mount, names, &walk.folded) {
                 Ok(listing) => listing,
-                Err(err) => return Err(self.cannot_list(mount, &names, &err)),
+                Err(err) => return Err(self.cannot_list(mount, names, &err)),
             };
-            let Some(index) = self.match_component(mount, &names, &listing, &component)? else {
-                exists = false;
-                folded.push(fold(&component));
+            let Some(index) = self.match_component(mount, names, &listing, &component)? else {
+                walk.exists = false;
+                walk.push_folded(&fold(&component));
                 continue;
             };
             let entry = &listing.entries[index];
             if entry.kind == EntryKind::Link {
-                hops += 1;
-                if hops > MAX_LINK_HOPS {
+                walk.hops += 1;
+                if walk.hops > MAX_LINK_HOPS {
                     return Err(Unresolved(format!(
                         "more than {MAX_LINK_HOPS} links on the way (a link loop?)"
                     )));
@@ -371,27 +566,19 @@ impl Volumes {
                         self.mounts[mount].display(&link)
                     ))
                 })?;
-                let restart = self.link_target(mount, &names, &link, &target)?;
+                let restart = self.link_target(mount, names, &link, &target)?;
                 pending = restart.into_iter().chain(pending).collect();
-                names.clear();
-                folded.clear();
-                dir_key.clear();
-                kind = EntryKind::Directory;
+                walk = Walk {
+                    hops: walk.hops,
+                    ..Walk::root(mount)
+                };
                 continue;
             }
-            let name = fold(&entry.name.to_string_lossy());
-            if !dir_key.is_empty() {
-                dir_key.push('\\');
-            }
-            dir_key.push_str(&name);
-            names.push(entry.name.clone());
-            folded.push(name);
-            kind = entry.kind;
+            walk.push_folded(&fold(&entry.name.to_string_lossy()));
+            walk.names.push(entry.name.clone());
+            walk.kind = entry.kind;
         }
-        Ok(Resolved {
-            key: PathKey::new(mount, folded),
-            entry: exists.then_some(DiskEntry { names, kind }),
-        })
+        Ok(walk)
     }
 
     /// Finds `component` in a listing: by case-folded name, else as an 8.3 short name.
@@ -409,12 +596,10 @@ impl Volumes {
         } else {
             Cow::Owned(fold(component))
         };
-        match listing.by_folded.get(&*folded) {
-            Some(&one) if !listing.same_fold.contains_key(&*folded) => {
-                return Ok(Some(one as usize))
-            }
-            Some(_) => {
-                let several = &listing.same_fold[&*folded];
+        match listing.find(&folded) {
+            [] => {}
+            [one] => return Ok(Some(*one as usize)),
+            several => {
                 let spellings: Vec<String> = several
                     .iter()
                     .map(|&i| {
@@ -431,7 +616,6 @@ impl Volumes {
                     spellings.join(", ")
                 )));
             }
-            _ => {}
         }
         if !short_name::looks_generated(component) {
             return Ok(None);
@@ -541,6 +725,28 @@ impl Volumes {
     /// parent or a child from [`Volumes::children`]): `Ok(None)` when nothing is there.
     pub fn stat(&self, key: &PathKey) -> Result<Option<DiskEntry>, Unresolved> {
         let mount = key.mount();
+        // The folder is usually listed already (the key came from a walk): one lookup.
+        if let Some(parent) = key.parent() {
+            let folder = self
+                .cache()
+                .get(&key.mount)
+                .and_then(|dirs| dirs.get(parent.as_str()))
+                .cloned();
+            if let Some(listing) = folder {
+                let name = key.as_str()[parent.as_str().len()..].trim_start_matches('\\');
+                let found = self.match_component(mount, &listing.dir, &listing, name)?;
+                return Ok(found.map(|index| {
+                    let entry = &listing.entries[index];
+                    let mut names = Vec::with_capacity(listing.dir.len() + 1);
+                    names.extend_from_slice(&listing.dir);
+                    names.push(entry.name.clone());
+                    DiskEntry {
+                        names,
+                        kind: entry.kind,
+                    }
+                }));
+            }
+        }
         let mut names: Vec<OsString> = Vec::new();
         let mut kind = EntryKind::Directory;
         let path = key.as_str();
@@ -578,7 +784,7 @@ impl Volumes {
                 kind: EntryKind::Directory,
             })) => self
                 .listing(key.mount(), &names, key.as_str())
-                .map(|listing| listing.by_folded.keys().map(|k| k.to_string()).collect())
+                .map(|listing| listing.folded_names().map(str::to_string).collect())
                 .unwrap_or_default(),
             _ => Vec::new(),
         }
@@ -601,27 +807,7 @@ impl Volumes {
         {
             return Ok(Arc::clone(listing));
         }
-        let entries = self.mounts[mount].list(dir)?;
-        let mut by_folded: HashMap<Box<str>, u32> = HashMap::with_capacity(entries.len());
-        let mut same_fold: HashMap<Box<str>, Vec<u32>> = HashMap::new();
-        for (index, entry) in entries.iter().enumerate() {
-            let name: Box<str> = fold(&entry.name.to_string_lossy()).into();
-            let index = index as u32;
-            if let Some(&first) = by_folded.get(&name) {
-                same_fold
-                    .entry(name)
-                    .or_insert_with(|| vec![first])
-                    .push(index);
-            } else {
-                by_folded.insert(name, index);
-            }
-        }
-        let listing = Arc::new(Listing {
-            entries,
-            by_folded,
-            same_fold,
-            short: OnceLock::new(),
-        });
+        let listing = Arc::new(Listing::new(dir.to_vec(), self.mounts[mount].list(dir)?));
         self.cache()
             .entry(mount as u32)
             .or_default()
@@ -632,6 +818,10 @@ impl Volumes {
     fn cache(&self) -> std::sync::MutexGuard<'_, ListingCache> {
         // A poisoned cache only means another thread panicked mid-insert; the map is still valid.
         self.listings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn folder_cache(&self) -> std::sync::MutexGuard<'_, FolderCache> {
+        self.folders.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// How many directories have been listed so far (each is listed once).
@@ -684,11 +874,39 @@ mod tests {
     }
 
     #[test]
+    fn listings_find_names_by_fold_and_keep_case_twins_together() {
+        let entry = |name: &str| DirEntry {
+            name: name.into(),
+            kind: EntryKind::File,
+        };
+        let names = ["b.dll", "A.dll", "ntdll.DLL", "a.DLL", "ß", ""];
+        let listing = Listing::new(Vec::new(), names.iter().map(|n| entry(n)).collect());
+        assert_eq!(listing.find("B.DLL"), [0]);
+        assert_eq!(listing.find("NTDLL.DLL"), [2]);
+        // Twins that fold alike come back together, in listing order.
+        assert_eq!(listing.find("A.DLL"), [1, 3]);
+        assert_eq!(listing.find("ß"), [4]);
+        assert_eq!(listing.find(""), [5]);
+        assert!(listing.find("C.DLL").is_empty());
+        let folded: Vec<&str> = listing.folded_names().collect();
+        assert_eq!(folded, ["", "A.DLL", "B.DLL", "NTDLL.DLL", "ß"]);
+        assert!(Listing::new(Vec::new(), Vec::new()).find("X").is_empty());
+    }
+
+    #[test]
     fn path_keys_know_their_ancestors() {
         let key = |parts: &[&str]| PathKey::new(0, parts.iter());
         assert_eq!(key(&["A", "B"]).parent(), Some(key(&["A"])));
         assert_eq!(key(&["A"]).parent(), Some(key(&[])));
         assert_eq!(key(&[]).parent(), None);
+        // A parent shares its child's string; equality and hashing see only the prefix.
+        let parent = key(&["A", "B"]).parent().unwrap();
+        assert_eq!(parent.as_str(), "A");
+        let hash = |k: &PathKey| {
+            use std::hash::{BuildHasher, BuildHasherDefault};
+            BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(k)
+        };
+        assert_eq!(hash(&parent), hash(&key(&["A"])));
         assert_eq!(key(&["A"]).child("B"), key(&["A", "B"]));
         assert_eq!(key(&[]).child("B"), key(&["B"]));
         assert_eq!(
