@@ -424,7 +424,7 @@ fn find_hive(volumes: &Volumes, drive: char, root: &Path) -> Result<PathBuf, Che
     match volumes.stat(&key) {
         Ok(Some(entry)) if entry.kind == EntryKind::File => {
             let mut path = root.to_path_buf();
-            path.extend(&entry.names);
+            path.extend(entry.names());
             Ok(path)
         }
         _ => Err(not_found()),

@@ -647,7 +647,8 @@ fn look(volumes: &Volumes, target: &Target, system_drive: char, hash: bool) -> F
         return failed(State::Missing, why, None);
     };
     let mount = resolved.key.mount();
-    let path = Some(volumes.display(mount, &disk.names));
+    let names = disk.names();
+    let path = Some(volumes.display(mount, &names));
     match disk.kind {
         EntryKind::File => {}
         EntryKind::Directory => {
@@ -658,7 +659,7 @@ fn look(volumes: &Volumes, target: &Target, system_drive: char, hash: bool) -> F
             return failed(State::Missing, why, path);
         }
     }
-    let evidence = match volumes.open(mount, &disk) {
+    let evidence = match volumes.open(mount, &names) {
         Ok(evidence) => evidence,
         Err(err) => {
             let why = format!("cannot read the file: {err}");
@@ -786,7 +787,7 @@ fn missing_reason(volumes: &Volumes, key: &PathKey, nt_path: &str) -> String {
                 });
                 written.unwrap_or(folded)
             });
-            let folder = volumes.display(key.mount(), &entry.names);
+            let folder = volumes.display(key.mount(), &entry.names());
             return match (entry.kind, next) {
                 (EntryKind::Directory, Some(next)) => {
                     format!("no such file: {folder} has no entry {next}")

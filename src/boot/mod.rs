@@ -121,6 +121,9 @@ pub struct ReplayOptions {
 
 type ContentId = u32;
 
+/// A queue path mapped onto the volumes: its key, and what the disk holds there.
+type Located = (PathKey, Option<EntryKind>);
+
 /// A file or directory as it was on disk before the boot; the boot moves it around.
 struct Content {
     /// The path that held it on disk before the boot.
@@ -128,6 +131,18 @@ struct Content {
     kind: EntryKind,
     /// The rename that last put this content where it is now.
     placed_by: Option<u32>,
+}
+
+impl Content {
+    /// Records what a path held on disk before the boot; returns its id.
+    fn add(contents: &mut Vec<Content>, origin: &PathKey, kind: EntryKind) -> ContentId {
+        contents.push(Content {
+            origin: origin.clone(),
+            kind,
+            placed_by: None,
+        });
+        (contents.len() - 1) as ContentId
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -157,29 +172,21 @@ struct View<'v> {
     volumes: &'v Volumes,
     contents: Vec<Content>,
     paths: FxHashMap<PathKey, PathState>,
+    /// An earlier operation moved or deleted a directory: only then can what a path holds
+    /// depend on what happened to one of its ancestors.
+    directory_moved: bool,
 }
 
 impl View<'_> {
-    /// Maps a queue path onto the volumes, noting what the disk holds there (the walk has
-    /// just seen it: no second look).
-    fn resolve(&mut self, nt_path: &str) -> Result<PathKey, Unresolved> {
-        let resolved = self.volumes.resolve(nt_path)?;
-        if self.paths.get(&resolved.key).and_then(|s| s.disk).is_none() {
-            let found = resolved
-                .entry
-                .map(|entry| self.add_content(&resolved.key, entry.kind));
-            self.paths.entry(resolved.key.clone()).or_default().disk = Some(found);
+    /// Notes what the disk holds at a located path (the walk has just seen it: no second
+    /// look), and returns its key.
+    fn note(&mut self, (key, kind): Located) -> PathKey {
+        let state = self.paths.entry(key.clone()).or_default();
+        if state.disk.is_none() {
+            let contents = &mut self.contents;
+            state.disk = Some(kind.map(|kind| Content::add(contents, &key, kind)));
         }
-        Ok(resolved.key)
-    }
-
-    fn add_content(&mut self, key: &PathKey, kind: EntryKind) -> ContentId {
-        self.contents.push(Content {
-            origin: key.clone(),
-            kind,
-            placed_by: None,
-        });
-        (self.contents.len() - 1) as ContentId
+        key
     }
 
     fn disk(&mut self, key: &PathKey) -> Result<Option<ContentId>, Unresolved> {
@@ -189,7 +196,7 @@ impl View<'_> {
         let found = self
             .volumes
             .stat(key)?
-            .map(|entry| self.add_content(key, entry.kind));
+            .map(|entry| Content::add(&mut self.contents, key, entry.kind));
         self.paths.entry(key.clone()).or_default().disk = Some(found);
         Ok(found)
     }
@@ -208,7 +215,7 @@ impl View<'_> {
         }
         // A path below something an earlier operation removed or replaced: the replaced
         // entry's own children are what counts. Moved directories keep their disk children.
-        let mut ancestor = key.parent();
+        let mut ancestor = key.parent().filter(|_| self.directory_moved);
         while let Some(parent) = ancestor {
             if let Some(slot) = self.now(&parent) {
                 return match slot {
@@ -288,12 +295,13 @@ fn read_facts(volumes: &Volumes, content: &Content, options: ReplayOptions) -> F
         }
     };
     let mount = content.origin.mount();
-    facts.path = volumes.display(mount, &entry.names).into();
+    let names = entry.names();
+    facts.path = volumes.display(mount, &names).into();
     if facts.kind != FileKind::File {
         facts.unversioned_reason = Some("not a regular file".into());
         return facts;
     }
-    let evidence = match volumes.open(mount, &entry) {
+    let evidence = match volumes.open(mount, &names) {
         Ok(evidence) => evidence,
         Err(err) => {
             facts.unversioned_reason = Some(format!("cannot read the file: {err}").into());
@@ -351,10 +359,12 @@ struct Change {
 /// did; it needs only what exists where), then the version resources of every file involved
 /// (in parallel: each file once), then the verdicts.
 pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOptions) -> Replay {
+    // Sized once for a path per operation (renames name two, deletes often one already named).
     let mut view = View {
         volumes,
         contents: Vec::new(),
-        paths: FxHashMap::default(),
+        paths: FxHashMap::with_capacity_and_hasher(operations.len(), Default::default()),
+        directory_moved: false,
     };
     let mut noted: Vec<Noted> = Vec::with_capacity(operations.len());
     let mut superseded_by: Vec<Option<u32>> = vec![None; operations.len()];
@@ -362,12 +372,27 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
     let mut overwritten: FxHashMap<PathKey, Vec<ContentId>> = FxHashMap::default();
     let mut changes: Vec<Change> = Vec::new();
 
-    for (index, operation) in operations.iter().enumerate() {
+    // Where each path is depends only on the volumes, not on the replay: found first, on
+    // every core; the replay then only looks the answers up.
+    let locate = |path: &str| -> Result<Located, Unresolved> {
+        let resolved = volumes.resolve(path)?;
+        Ok((resolved.key, resolved.entry.map(|entry| entry.kind)))
+    };
+    let located: Vec<_> = operations
+        .par_iter()
+        .map(|op| {
+            let destination = op.destination.as_ref().map(|d| locate(d.path()));
+            (locate(op.source.path()), destination)
+        })
+        .collect();
+
+    for ((index, operation), paths) in operations.iter().enumerate().zip(located) {
         let mut source = None;
         let mut target = None;
         let outcome = replay_one(
             &mut view,
             operation,
+            paths,
             index as u32,
             &mut source,
             &mut target,
@@ -511,16 +536,17 @@ type Done<'o> = (Step, Vec<(PathKey, &'o QueuePath)>);
 fn replay_one<'o>(
     view: &mut View<'_>,
     operation: &'o Operation,
+    (source, destination): (Result<Located, Unresolved>, Option<Result<Located, Unresolved>>),
     index: u32,
     source_content: &mut Option<ContentId>,
     target_content: &mut Option<ContentId>,
     superseded_by: &mut [Option<u32>],
     overwritten: &mut FxHashMap<PathKey, Vec<ContentId>>,
 ) -> Result<Done<'o>, Unresolved> {
-    let source = view.resolve(operation.source.path())?;
-    let destination = match &operation.destination {
-        Some(dest) => Some((view.resolve(dest.path())?, dest)),
-        None => None,
+    let source = view.note(source?);
+    let destination = match (&operation.destination, destination) {
+        (Some(dest), Some(located)) => Some((view.note(located?), dest)),
+        _ => None,
     };
     if let Some((dest, _)) = &destination {
         *target_content = view.disk(dest)?;
@@ -540,6 +566,10 @@ fn replay_one<'o>(
         );
     };
     *source_content = Some(moving);
+    if view.is_dir(moving) {
+        // Set before the outcome is known: a failed move only costs later lookups a walk up.
+        view.directory_moved = true;
+    }
 
     let Some((destination, destination_path)) = destination else {
         if view.is_dir(moving) && view.has_children(&source, moving)? {

@@ -168,12 +168,53 @@ impl PathKey {
     }
 }
 
-/// What is on disk at a path before the boot.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What is on disk at a path before the boot: an entry of its folder's listing, or the
+/// volume root. Holds the listing rather than a copy of the names (a replay looks at every
+/// path of the queue; few need their names spelled out).
+#[derive(Clone)]
 pub struct DiskEntry {
-    /// The on-disk names of every component.
-    pub names: Vec<OsString>,
     pub kind: EntryKind,
+    /// The folder's listing and the entry's index in it; `None` for the volume root.
+    place: Option<(Arc<Listing>, u32)>,
+}
+
+impl DiskEntry {
+    fn root() -> DiskEntry {
+        DiskEntry {
+            kind: EntryKind::Directory,
+            place: None,
+        }
+    }
+
+    /// The on-disk names of every component from the volume root.
+    pub fn names(&self) -> Vec<OsString> {
+        match &self.place {
+            None => Vec::new(),
+            Some((listing, index)) => {
+                let mut names = Vec::with_capacity(listing.dir.len() + 1);
+                names.extend_from_slice(&listing.dir);
+                names.push(listing.entries[*index as usize].name.clone());
+                names
+            }
+        }
+    }
+}
+
+impl PartialEq for DiskEntry {
+    fn eq(&self, other: &DiskEntry) -> bool {
+        self.kind == other.kind && self.names() == other.names()
+    }
+}
+
+impl Eq for DiskEntry {}
+
+impl std::fmt::Debug for DiskEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskEntry")
+            .field("kind", &self.kind)
+            .field("names", &self.names())
+            .finish()
+    }
 }
 
 /// A queue path mapped onto a volume.
@@ -297,14 +338,13 @@ impl Listing {
 }
 
 /// Where a walk from a volume root has got to.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct Walk {
     mount: usize,
-    /// On-disk names of the components found so far.
-    names: Vec<OsString>,
-    /// Folded components so far, joined with `\` (while they exist, the listing cache's key).
+    /// Folded components so far, joined with `\\` (while they exist, the listing cache's key).
     folded: String,
-    kind: EntryKind,
+    /// What the components found so far end at.
+    found: DiskEntry,
     exists: bool,
     /// Links followed so far.
     hops: usize,
@@ -314,9 +354,8 @@ impl Walk {
     fn root(mount: usize) -> Walk {
         Walk {
             mount,
-            names: Vec::new(),
             folded: String::new(),
-            kind: EntryKind::Directory,
+            found: DiskEntry::root(),
             exists: true,
             hops: 0,
         }
@@ -332,10 +371,7 @@ impl Walk {
     fn resolved(self) -> Resolved {
         Resolved {
             key: PathKey::from_joined(self.mount, self.folded),
-            entry: self.exists.then_some(DiskEntry {
-                names: self.names,
-                kind: self.kind,
-            }),
+            entry: self.exists.then_some(self.found),
         }
     }
 }
@@ -445,7 +481,7 @@ impl Volumes {
             let key = PathKey::new(mount, [candidate, "System32", "config"].map(fold));
             if let Ok(Some(entry)) = self.stat(&key) {
                 if entry.kind == EntryKind::Directory {
-                    let name = entry.names[0].clone();
+                    let name = entry.names().swap_remove(0);
                     self.windows_dir = Some(vec![name.clone()]);
                     return Some(name.to_string_lossy().into_owned());
                 }
@@ -534,18 +570,17 @@ impl Volumes {
         let mount = walk.mount;
         let mut pending: VecDeque<String> = components.into();
         while let Some(component) = pending.pop_front() {
-            if !walk.exists || walk.kind != EntryKind::Directory {
+            if !walk.exists || walk.found.kind != EntryKind::Directory {
                 // Below something missing, or below a file: does not exist.
                 walk.exists = false;
                 walk.push_folded(&fold(&component));
                 continue;
             }
-            let names = &walk.names;
-            let listing = match self.listing(mount, names, &walk.folded) {
+            let listing = match self.listing(mount, &walk.folded, || walk.found.names()) {
                 Ok(listing) => listing,
-                Err(err) => return Err(self.cannot_list(mount, names, &err)),
+                Err(err) => return Err(self.cannot_list(mount, &walk.found.names(), &err)),
             };
-            let Some(index) = self.match_component(mount, names, &listing, &component)? else {
+            let Some(index) = self.match_component(mount, &listing, &component)? else {
                 walk.exists = false;
                 walk.push_folded(&fold(&component));
                 continue;
@@ -558,7 +593,7 @@ impl Volumes {
                         "more than {MAX_LINK_HOPS} links on the way (a link loop?)"
                     )));
                 }
-                let mut link = names.clone();
+                let mut link = listing.dir.clone();
                 link.push(entry.name.clone());
                 let target = self.mounts[mount].read_link(&link).map_err(|err| {
                     Unresolved(format!(
@@ -566,7 +601,7 @@ impl Volumes {
                         self.mounts[mount].display(&link)
                     ))
                 })?;
-                let restart = self.link_target(mount, names, &link, &target)?;
+                let restart = self.link_target(mount, &listing.dir, &link, &target)?;
                 pending = restart.into_iter().chain(pending).collect();
                 walk = Walk {
                     hops: walk.hops,
@@ -574,9 +609,11 @@ impl Volumes {
                 };
                 continue;
             }
-            walk.push_folded(&fold(&entry.name.to_string_lossy()));
-            walk.names.push(entry.name.clone());
-            walk.kind = entry.kind;
+            walk.push_folded(listing.folded_name(index as u32));
+            walk.found = DiskEntry {
+                kind: entry.kind,
+                place: Some((Arc::clone(&listing), index as u32)),
+            };
         }
         Ok(walk)
     }
@@ -585,10 +622,10 @@ impl Volumes {
     fn match_component(
         &self,
         mount: usize,
-        dir: &[OsString],
         listing: &Listing,
         component: &str,
     ) -> Result<Option<usize>, Unresolved> {
+        let dir = &listing.dir;
         let where_ = || self.mounts[mount].display(dir);
         // Components from canonical keys are folded already; fold only when needed.
         let folded = if component.chars().all(|c| fold_char(c) == c) {
@@ -725,6 +762,7 @@ impl Volumes {
     /// parent or a child from [`Volumes::children`]): `Ok(None)` when nothing is there.
     pub fn stat(&self, key: &PathKey) -> Result<Option<DiskEntry>, Unresolved> {
         let mount = key.mount();
+        let path = key.as_str();
         // The folder is usually listed already (the key came from a walk): one lookup.
         if let Some(parent) = key.parent() {
             let folder = self
@@ -733,73 +771,70 @@ impl Volumes {
                 .and_then(|dirs| dirs.get(parent.as_str()))
                 .cloned();
             if let Some(listing) = folder {
-                let name = key.as_str()[parent.as_str().len()..].trim_start_matches('\\');
-                let found = self.match_component(mount, &listing.dir, &listing, name)?;
-                return Ok(found.map(|index| {
-                    let entry = &listing.entries[index];
-                    let mut names = Vec::with_capacity(listing.dir.len() + 1);
-                    names.extend_from_slice(&listing.dir);
-                    names.push(entry.name.clone());
-                    DiskEntry {
-                        names,
-                        kind: entry.kind,
-                    }
+                let name = path[parent.as_str().len()..].trim_start_matches('\\');
+                let found = self.match_component(mount, &listing, name)?;
+                return Ok(found.map(|index| DiskEntry {
+                    kind: listing.entries[index].kind,
+                    place: Some((listing, index as u32)),
                 }));
             }
         }
-        let mut names: Vec<OsString> = Vec::new();
-        let mut kind = EntryKind::Directory;
-        let path = key.as_str();
+        let mut found = DiskEntry::root();
         let mut dir_end = 0;
         for component in key.components() {
-            if kind != EntryKind::Directory {
+            if found.kind != EntryKind::Directory {
                 return Ok(None);
             }
             // Keys are canonical: the folded prefix is the directory's cache key.
-            let listing = match self.listing(mount, &names, &path[..dir_end]) {
+            let listing = match self.listing(mount, &path[..dir_end], || found.names()) {
                 Ok(listing) => listing,
                 Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(err) => return Err(self.cannot_list(mount, &names, &err)),
+                Err(err) => return Err(self.cannot_list(mount, &found.names(), &err)),
             };
-            let Some(index) = self.match_component(mount, &names, &listing, component)? else {
+            let Some(index) = self.match_component(mount, &listing, component)? else {
                 return Ok(None);
             };
-            let entry = &listing.entries[index];
-            names.push(entry.name.clone());
-            kind = entry.kind;
+            found = DiskEntry {
+                kind: listing.entries[index].kind,
+                place: Some((listing, index as u32)),
+            };
             dir_end = if dir_end == 0 {
                 component.len()
             } else {
                 dir_end + 1 + component.len()
             };
         }
-        Ok(Some(DiskEntry { names, kind }))
+        Ok(Some(found))
     }
 
     /// The folded names in a directory on disk (empty when it cannot be listed).
     pub fn children(&self, key: &PathKey) -> Vec<String> {
         match self.stat(key) {
-            Ok(Some(DiskEntry {
-                names,
-                kind: EntryKind::Directory,
-            })) => self
-                .listing(key.mount(), &names, key.as_str())
+            Ok(Some(entry)) if entry.kind == EntryKind::Directory => self
+                .listing(key.mount(), key.as_str(), || entry.names())
                 .map(|listing| listing.folded_names().map(str::to_string).collect())
                 .unwrap_or_default(),
             _ => Vec::new(),
         }
     }
 
-    pub fn open(&self, mount: usize, entry: &DiskEntry) -> io::Result<Evidence> {
-        self.mounts[mount].open(&entry.names)
+    /// Opens a file by its on-disk names (from [`DiskEntry::names`]).
+    pub fn open(&self, mount: usize, names: &[OsString]) -> io::Result<Evidence> {
+        self.mounts[mount].open(names)
     }
 
     pub fn display(&self, mount: usize, names: &[OsString]) -> String {
         self.mounts[mount].display(names)
     }
 
-    /// The listing of a directory, by its on-disk names and its folded path (the cache key).
-    fn listing(&self, mount: usize, dir: &[OsString], folded: &str) -> io::Result<Arc<Listing>> {
+    /// The listing of a directory, by its folded path (the cache key); `dir` gives its on-disk
+    /// names when it has not been listed yet.
+    fn listing(
+        &self,
+        mount: usize,
+        folded: &str,
+        dir: impl FnOnce() -> Vec<OsString>,
+    ) -> io::Result<Arc<Listing>> {
         if let Some(listing) = self
             .cache()
             .get(&(mount as u32))
@@ -807,7 +842,9 @@ impl Volumes {
         {
             return Ok(Arc::clone(listing));
         }
-        let listing = Arc::new(Listing::new(dir.to_vec(), self.mounts[mount].list(dir)?));
+        let dir = dir();
+        let entries = self.mounts[mount].list(&dir)?;
+        let listing = Arc::new(Listing::new(dir, entries));
         self.cache()
             .entry(mount as u32)
             .or_default()
