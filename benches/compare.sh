@@ -34,10 +34,11 @@ nb=target/release/nextboot
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# mean seconds of a command (hyperfine), $1 = name, $2 = command, $3 = runs
-mean() {
+# median seconds of a command (hyperfine), $1 = name, $2 = command, $3 = runs. The median,
+# not the mean: a shared machine's occasional stall should not decide a ratio.
+median() {
   hyperfine -i --warmup 2 --runs "$3" --export-json "$tmp/$1.json" "$2" >/dev/null 2>&1
-  python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['mean'])" "$tmp/$1.json"
+  python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median'])" "$tmp/$1.json"
 }
 
 rows=()
@@ -53,26 +54,25 @@ ratio() {
 }
 
 hivex="hivexget $hive 'ControlSet001\\Control\\Session Manager' PendingFileRenameOperations"
-t_hivex=$(mean hivex "$hivex > /dev/null" 40)
-t_hive=$(mean hive "$nb check --hive $hive --allow-dirty --hash none --format json > /dev/null" 40)
+t_hivex=$(median hivex "$hivex > /dev/null" 40)
+t_hive=$(median hive "$nb check --hive $hive --allow-dirty --hash none --format json > /dev/null" 40)
 ratio "check --hive SYSTEM_WIN_10_1709 vs hivexget" "$t_hive" "$t_hivex" 0.5
-t_vol=$(mean vol "$nb check $data/win10 --allow-dirty --hash none --format json > /dev/null" 40)
+t_vol=$(median vol "$nb check $data/win10 --allow-dirty --hash none --format json > /dev/null" 40)
 ratio "check SYSTEM_WIN_10_1709 over its volume vs hivexget" "$t_vol" "$t_hivex" 1.0
 
 pe=$(ls "$data"/pe1000/*.dll | tr '\n' ' ')
-t_cat=$(mean cat1000 "cat $pe > /dev/null" 20)
-t_ver=$(mean ver1000 "$nb version --format json $pe > /dev/null" 20)
+t_cat=$(median cat1000 "cat $pe > /dev/null" 20)
+t_ver=$(median ver1000 "$nb version --format json $pe > /dev/null" 20)
 ratio "version, 1,000 small PE files vs cat" "$t_ver" "$t_cat" 2.0
 
 wine=$(ls /usr/lib/x86_64-linux-gnu/wine/x86_64-windows/*.dll | tr '\n' ' ')
-t_catw=$(mean catwine "cat $wine > /dev/null" 5)
-t_verw=$(mean verwine "$nb version --format json $wine > /dev/null" 5)
+t_catw=$(median catwine "cat $wine > /dev/null" 5)
+t_verw=$(median verwine "$nb version --format json $wine > /dev/null" 5)
 ratio "version, wine64's DLLs ($(du -shc $wine | tail -1 | cut -f1)) vs cat" "$t_verw" "$t_catw" 0.25
 
-for n in 10k 100k; do
-  eval "t_ops$n=\$(mean ops$n \"$nb check $data/ops$n --hash none --format json > /dev/null\" 3)"
-done
-t_cat100k=$(mean cat100k "find $data/ops100k -type f -print0 | xargs -0 cat > /dev/null" 3)
+t_ops10k=$(median ops10k "$nb check $data/ops10k --hash none --format json > /dev/null" 10)
+t_ops100k=$(median ops100k "$nb check $data/ops100k --hash none --format json > /dev/null" 7)
+t_cat100k=$(median cat100k "find $data/ops100k -type f -print0 | xargs -0 cat > /dev/null" 5)
 ratio "check, 100,000 operations over 100,000 files vs cat" "$t_ops100k" "$t_cat100k" 2.0
 ratio "check, 100k operations vs 10k (linear growth)" "$t_ops100k" "$t_ops10k" 11
 peak_kb=$( { /usr/bin/time -f '%M' "$nb" check "$data/ops100k" --hash none --format json >/dev/null || true; } 2>&1 | tail -1)

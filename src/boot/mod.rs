@@ -341,6 +341,13 @@ enum Step {
 /// What the replay noted about one operation, facts still to be read.
 struct Noted {
     step: Step,
+    files: Involved,
+}
+
+/// The contents an operation involves: what it moves or deletes, and what was at its
+/// destination on disk.
+#[derive(Default)]
+struct Involved {
     source: Option<ContentId>,
     target: Option<ContentId>,
 }
@@ -387,15 +394,13 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
         .collect();
 
     for ((index, operation), paths) in operations.iter().enumerate().zip(located) {
-        let mut source = None;
-        let mut target = None;
+        let mut files = Involved::default();
         let outcome = replay_one(
             &mut view,
             operation,
             paths,
             index as u32,
-            &mut source,
-            &mut target,
+            &mut files,
             &mut superseded_by,
             &mut overwritten,
         );
@@ -424,11 +429,7 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
             };
             changes[at].operations.push(index as u32);
         }
-        noted.push(Noted {
-            step,
-            source,
-            target,
-        });
+        noted.push(Noted { step, files });
     }
     // After: what each changed path holds at the end.
     let changed: Vec<(PathKey, u32)> = view
@@ -454,8 +455,8 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
         }
     };
     for note in &noted {
-        want(note.source);
-        want(note.target);
+        want(note.files.source);
+        want(note.files.target);
         if let Step::Applied { content, .. } = note.step {
             want(Some(content));
         }
@@ -484,8 +485,8 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
 
     let mut outcomes = Vec::with_capacity(operations.len());
     for (index, note) in noted.into_iter().enumerate() {
-        let source_file = facts_of(note.source);
-        let target_file = facts_of(note.target);
+        let source_file = facts_of(note.files.source);
+        let target_file = facts_of(note.files.target);
         let superseded = superseded_by[index].map(|later| later as usize);
         let (verdict, reason, m) = match note.step {
             Step::Decided(verdict, reason) => (verdict, reason, None),
@@ -536,10 +537,12 @@ type Done<'o> = (Step, Vec<(PathKey, &'o QueuePath)>);
 fn replay_one<'o>(
     view: &mut View<'_>,
     operation: &'o Operation,
-    (source, destination): (Result<Located, Unresolved>, Option<Result<Located, Unresolved>>),
+    (source, destination): (
+        Result<Located, Unresolved>,
+        Option<Result<Located, Unresolved>>,
+    ),
     index: u32,
-    source_content: &mut Option<ContentId>,
-    target_content: &mut Option<ContentId>,
+    files: &mut Involved,
     superseded_by: &mut [Option<u32>],
     overwritten: &mut FxHashMap<PathKey, Vec<ContentId>>,
 ) -> Result<Done<'o>, Unresolved> {
@@ -549,23 +552,23 @@ fn replay_one<'o>(
         _ => None,
     };
     if let Some((dest, _)) = &destination {
-        *target_content = view.disk(dest)?;
+        files.target = view.disk(dest)?;
     }
     fn decided<'o>(verdict: Verdict, why: &'static str) -> Result<Done<'o>, Unresolved> {
         Ok((Step::Decided(verdict, Reason::Fixed(why)), Vec::new()))
     }
     let Some(moving) = view.lookup(&source)? else {
-        *source_content = view.disk(&source)?;
+        files.source = view.disk(&source)?;
         return decided(
             Verdict::NoEffect,
-            if source_content.is_some() {
+            if files.source.is_some() {
                 "the source no longer exists at this point of the boot (an earlier operation moved or deleted it)"
             } else {
                 "the source does not exist"
             },
         );
     };
-    *source_content = Some(moving);
+    files.source = Some(moving);
     if view.is_dir(moving) {
         // Set before the outcome is known: a failed move only costs later lookups a walk up.
         view.directory_moved = true;

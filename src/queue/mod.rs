@@ -109,7 +109,7 @@ pub struct Queue {
 pub fn decode_registry(values: &[RawValue]) -> Queue {
     let mut findings = Vec::new();
     // Sized once: every two strings are an operation, a final odd one too.
-    let strings: usize = values.iter().map(|v| multi_sz::count(&v.bytes)).sum();
+    let strings: usize = values.iter().map(|v| multi_sz::max_strings(&v.bytes)).sum();
     let mut operations = Vec::with_capacity(strings.div_ceil(2));
     let mut pending_source: Option<(Arc<str>, u32, multi_sz::WideString)> = None;
     for value in values {
