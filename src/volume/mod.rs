@@ -241,12 +241,16 @@ struct Listing {
     /// Entry indexes ordered by folded name (names that fold alike are neighbours, in
     /// listing order).
     by_folded: Box<[u32]>,
-    /// Open-addressing hash table over folded names: 1 + the position in `by_folded` of the
-    /// first entry with that name, 0 for a free slot.
+    /// Open-addressing hash table over folded names: the index of the first entry with each
+    /// name, [`FREE`] for a free slot. One hop from a name to its entry.
     slots: Box<[u32]>,
+    /// Some names fold alike (a case-sensitive mount): lookups go through `by_folded`.
+    has_twins: bool,
     /// Folded short name -> entry, when the volume records short names; filled on first need.
     short: OnceLock<Option<HashMap<String, usize>>>,
 }
+
+const FREE: u32 = u32::MAX;
 
 fn name_hash(folded: &str) -> usize {
     use std::hash::Hasher;
@@ -271,26 +275,33 @@ impl Listing {
             folded_ends: folded_ends.into_boxed_slice(),
             by_folded: Box::new([]),
             slots: Box::new([]),
+            has_twins: false,
             short: OnceLock::new(),
         };
         let mut order: Vec<u32> = (0..listing.entries.len() as u32).collect();
         // Stable: names that fold alike stay in listing order.
         order.sort_by(|&a, &b| listing.folded_name(a).cmp(listing.folded_name(b)));
-        // At most half full, so that a probe ends soon.
-        let mut slots = vec![0u32; (2 * order.len()).next_power_of_two()];
-        let mask = slots.len() - 1;
-        for (position, &index) in order.iter().enumerate() {
-            let name = listing.folded_name(index);
-            if position > 0 && listing.folded_name(order[position - 1]) == name {
-                continue;
-            }
-            let mut slot = name_hash(name) & mask;
-            while slots[slot] != 0 {
-                slot = (slot + 1) & mask;
-            }
-            slots[slot] = position as u32 + 1;
-        }
         listing.by_folded = order.into_boxed_slice();
+        // At most half full, so that a probe ends soon.
+        let mut slots = vec![FREE; (2 * listing.entries.len()).next_power_of_two()];
+        let mask = slots.len() - 1;
+        for index in 0..listing.entries.len() as u32 {
+            let name = listing.folded_name(index);
+            let mut slot = name_hash(name) & mask;
+            loop {
+                match slots[slot] {
+                    FREE => {
+                        slots[slot] = index;
+                        break;
+                    }
+                    other if listing.folded_name(other) == name => {
+                        listing.has_twins = true;
+                        break;
+                    }
+                    _ => slot = (slot + 1) & mask,
+                }
+            }
+        }
         listing.slots = slots.into_boxed_slice();
         listing
     }
@@ -306,24 +317,26 @@ impl Listing {
 
     /// The entries whose names fold to `folded` (more than one only on a case-sensitive mount).
     fn find(&self, folded: &str) -> &[u32] {
+        if self.has_twins {
+            let start = self
+                .by_folded
+                .partition_point(|&i| self.folded_name(i) < folded);
+            let count = self.by_folded[start..].partition_point(|&i| self.folded_name(i) == folded);
+            return &self.by_folded[start..start + count];
+        }
         if self.slots.is_empty() {
             return &[];
         }
         let mask = self.slots.len() - 1;
         let mut slot = name_hash(folded) & mask;
         loop {
-            let start = match self.slots[slot] {
-                0 => return &[],
-                taken => taken as usize - 1,
-            };
-            if self.folded_name(self.by_folded[start]) == folded {
-                let count = self.by_folded[start..]
-                    .iter()
-                    .take_while(|&&i| self.folded_name(i) == folded)
-                    .count();
-                return &self.by_folded[start..start + count];
+            match self.slots[slot] {
+                FREE => return &[],
+                index if self.folded_name(index) == folded => {
+                    return std::slice::from_ref(&self.slots[slot])
+                }
+                _ => slot = (slot + 1) & mask,
             }
-            slot = (slot + 1) & mask;
         }
     }
 
@@ -928,6 +941,14 @@ mod tests {
         let folded: Vec<&str> = listing.folded_names().collect();
         assert_eq!(folded, ["", "A.DLL", "B.DLL", "NTDLL.DLL", "ß"]);
         assert!(Listing::new(Vec::new(), Vec::new()).find("X").is_empty());
+        // Without twins, names are found through the hash table alone.
+        let names = ["b.dll", "A.dll", "ntdll.DLL", "ß", ""];
+        let listing = Listing::new(Vec::new(), names.iter().map(|n| entry(n)).collect());
+        assert!(!listing.has_twins);
+        for (index, name) in names.iter().enumerate() {
+            assert_eq!(listing.find(&fold(name)), [index as u32], "{name}");
+        }
+        assert!(listing.find("C.DLL").is_empty());
     }
 
     #[test]
