@@ -28,7 +28,7 @@ use smallvec::SmallVec;
 use crate::evidence::sha256_hex;
 use crate::queue::{Operation, QueuePath};
 use crate::version::{read_pe_version, FileVersion, PeFormat};
-use crate::volume::{EntryKind, PathKey, Unresolved, Volumes};
+use crate::volume::{DiskEntry, EntryKind, PathKey, Unresolved, Volumes};
 
 /// What the replay knows about one file's content. Absent facts are left out of the output.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -122,23 +122,25 @@ pub struct ReplayOptions {
 type ContentId = u32;
 
 /// A queue path mapped onto the volumes: its key, and what the disk holds there.
-type Located = (PathKey, Option<EntryKind>);
+type Located = (PathKey, Option<DiskEntry>);
 
 /// A file or directory as it was on disk before the boot; the boot moves it around.
 struct Content {
     /// The path that held it on disk before the boot.
     origin: PathKey,
-    kind: EntryKind,
+    /// What it is there: kept from the walk that found it, so that reading it needs no
+    /// second look.
+    entry: DiskEntry,
     /// The rename that last put this content where it is now.
     placed_by: Option<u32>,
 }
 
 impl Content {
     /// Records what a path held on disk before the boot; returns its id.
-    fn add(contents: &mut Vec<Content>, origin: &PathKey, kind: EntryKind) -> ContentId {
+    fn add(contents: &mut Vec<Content>, origin: &PathKey, entry: DiskEntry) -> ContentId {
         contents.push(Content {
             origin: origin.clone(),
-            kind,
+            entry,
             placed_by: None,
         });
         (contents.len() - 1) as ContentId
@@ -180,11 +182,11 @@ struct View<'v> {
 impl View<'_> {
     /// Notes what the disk holds at a located path (the walk has just seen it: no second
     /// look), and returns its key.
-    fn note(&mut self, (key, kind): Located) -> PathKey {
+    fn note(&mut self, (key, entry): Located) -> PathKey {
         let state = self.paths.entry(key.clone()).or_default();
         if state.disk.is_none() {
             let contents = &mut self.contents;
-            state.disk = Some(kind.map(|kind| Content::add(contents, &key, kind)));
+            state.disk = Some(entry.map(|entry| Content::add(contents, &key, entry)));
         }
         key
     }
@@ -196,7 +198,7 @@ impl View<'_> {
         let found = self
             .volumes
             .stat(key)?
-            .map(|entry| Content::add(&mut self.contents, key, entry.kind));
+            .map(|entry| Content::add(&mut self.contents, key, entry));
         self.paths.entry(key.clone()).or_default().disk = Some(found);
         Ok(found)
     }
@@ -222,7 +224,7 @@ impl View<'_> {
                     Slot::Empty => Ok(None),
                     Slot::Holds(id) => {
                         let content = &self.contents[id as usize];
-                        if content.kind != EntryKind::Directory {
+                        if content.entry.kind != EntryKind::Directory {
                             return Ok(None);
                         }
                         let moved = key.rebase(&parent, &content.origin);
@@ -240,7 +242,7 @@ impl View<'_> {
     }
 
     fn is_dir(&self, id: ContentId) -> bool {
-        self.contents[id as usize].kind == EntryKind::Directory
+        self.contents[id as usize].entry.kind == EntryKind::Directory
     }
 
     /// Whether a directory holds anything at this point of the boot.
@@ -274,7 +276,7 @@ impl View<'_> {
 fn read_facts(volumes: &Volumes, content: &Content, options: ReplayOptions) -> FileFacts {
     let mut facts = FileFacts {
         path: Box::from(""),
-        kind: match content.kind {
+        kind: match content.entry.kind {
             EntryKind::File => FileKind::File,
             EntryKind::Directory => FileKind::Directory,
             _ => FileKind::Other,
@@ -287,15 +289,8 @@ fn read_facts(volumes: &Volumes, content: &Content, options: ReplayOptions) -> F
         unversioned_reason: None,
         sha256: None,
     };
-    let entry = match volumes.stat(&content.origin) {
-        Ok(Some(entry)) => entry,
-        _ => {
-            facts.unversioned_reason = Some("the file is no longer where it was listed".into());
-            return facts;
-        }
-    };
     let mount = content.origin.mount();
-    let names = entry.names();
+    let names = content.entry.names();
     facts.path = volumes.display(mount, &names).into();
     if facts.kind != FileKind::File {
         facts.unversioned_reason = Some("not a regular file".into());
@@ -383,7 +378,7 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
     // every core; the replay then only looks the answers up.
     let locate = |path: &str| -> Result<Located, Unresolved> {
         let resolved = volumes.resolve(path)?;
-        Ok((resolved.key, resolved.entry.map(|entry| entry.kind)))
+        Ok((resolved.key, resolved.entry))
     };
     let located: Vec<_> = operations
         .par_iter()
