@@ -14,9 +14,11 @@ use nextboot::evidence::Evidence;
 use nextboot::hive::log::{recover, LogFile};
 use nextboot::hive::{RawValue, SystemHive};
 use nextboot::queue::decode_registry;
+use nextboot::report::{self, Format, Style};
 use nextboot::volume::{DirVolume, Volumes};
+use nextboot::{CheckOptions, HashMode};
 
-const SIZES: [usize; 2] = [1_000, 10_000];
+const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 
 fn queue_value(operations: usize) -> Vec<u8> {
     let mut text = String::new();
@@ -83,39 +85,75 @@ fn version_read(c: &mut Criterion) {
     });
 }
 
-/// A volume with `size` staged files and `size` targets in 100 directories, and the queue
-/// that moves each staged file over its target.
-fn replay_bench(c: &mut Criterion) {
-    let mut group = c.benchmark_group("resolve_and_replay");
-    group.sample_size(10);
-    let fixture =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/pe/bin/file_v8.dll"))
-            .unwrap();
-    let size = 1_000;
+/// A volume with `size` staged files and `size` targets in 100 directories, and a SYSTEM
+/// hive whose queue moves each staged file over its target.
+fn scenario(size: usize, fixture: &[u8]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let staging = dir.path().join("Windows/WinSxS/Temp/PendingRenames");
     std::fs::create_dir_all(&staging).unwrap();
     for i in 0..size {
         let target_dir = dir.path().join(format!("Windows/System32/d{}", i % 100));
         std::fs::create_dir_all(&target_dir).unwrap();
-        std::fs::write(staging.join(format!("{i:06}.dll")), &fixture).unwrap();
-        std::fs::write(target_dir.join(format!("f{i:06}.dll")), &fixture).unwrap();
+        std::fs::write(staging.join(format!("{i:06}.dll")), fixture).unwrap();
+        std::fs::write(target_dir.join(format!("f{i:06}.dll")), fixture).unwrap();
     }
-    let queue = decode_registry(&[RawValue {
-        name: "PendingFileRenameOperations".into(),
-        data_type: 7,
-        bytes: queue_value(size),
-    }]);
-    group.throughput(Throughput::Elements(size as u64));
-    group.bench_function(BenchmarkId::from_parameter(size), |b| {
-        b.iter(|| {
-            let mut volumes = Volumes::new('C');
-            volumes.add_drive('C', Box::new(DirVolume::new(dir.path())));
-            replay(&queue.operations, &volumes, ReplayOptions::default())
-                .outcomes
-                .len()
+    let config = dir.path().join("Windows/System32/config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("SYSTEM"), hive_with_queue(size)).unwrap();
+    dir
+}
+
+/// The replay (path resolution, the boot, every file's version) and the writing of its report,
+/// on the same scenarios.
+fn replay_and_report(c: &mut Criterion) {
+    let fixture =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/pe/bin/file_v8.dll"))
+            .unwrap();
+    let scenarios: Vec<(usize, tempfile::TempDir)> = SIZES
+        .iter()
+        .map(|&size| (size, scenario(size, &fixture)))
+        .collect();
+
+    let mut group = c.benchmark_group("resolve_and_replay");
+    group.sample_size(10);
+    for (size, dir) in &scenarios {
+        let queue = decode_registry(&[RawValue {
+            name: "PendingFileRenameOperations".into(),
+            data_type: 7,
+            bytes: queue_value(*size),
+        }]);
+        group.throughput(Throughput::Elements(*size as u64));
+        group.bench_function(BenchmarkId::from_parameter(size), |b| {
+            b.iter(|| {
+                let mut volumes = Volumes::new('C');
+                volumes.add_drive('C', Box::new(DirVolume::new(dir.path())));
+                replay(&queue.operations, &volumes, ReplayOptions::default())
+                    .outcomes
+                    .len()
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("report_writing");
+    group.sample_size(10);
+    for (size, dir) in &scenarios {
+        let report = nextboot::check(&CheckOptions {
+            root: Some(dir.path().to_path_buf()),
+            hash: HashMode::None,
+            ..CheckOptions::default()
         })
-    });
+        .unwrap();
+        group.throughput(Throughput::Elements(*size as u64));
+        for (name, format) in [("json", Format::Json), ("table", Format::Table)] {
+            group.bench_function(BenchmarkId::new(name, size), |b| {
+                b.iter(|| {
+                    let mut out = std::io::BufWriter::new(std::io::sink());
+                    report::write(&report, format, Style { color: false }, &mut out).unwrap()
+                })
+            });
+        }
+    }
     group.finish();
 }
 
@@ -206,7 +244,7 @@ criterion_group!(
     log_replay,
     hive_and_queue,
     version_read,
-    replay_bench,
+    replay_and_report,
     resolution
 );
 criterion_main!(benches);

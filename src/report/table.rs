@@ -36,6 +36,8 @@ impl Style {
 }
 
 pub fn write_table(report: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
+    // Many small writes: buffered here, they are copies rather than calls through `dyn Write`.
+    let out = &mut io::BufWriter::with_capacity(1 << 16, out);
     let hive = &report.hive;
     writeln!(
         out,
@@ -225,7 +227,7 @@ pub fn write_table(report: &Report, style: Style, out: &mut dyn Write) -> io::Re
             )
         )?;
     }
-    Ok(())
+    out.flush()
 }
 
 fn plural(n: usize) -> &'static str {
