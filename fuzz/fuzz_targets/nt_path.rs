@@ -116,8 +116,8 @@ fuzz_target!(|data: &[u8]| {
             } else {
                 tree.root.clone()
             };
-            check_inside(&mount_root, &entry.names, entry.kind);
-            assert_eq!(entry.names.len(), resolved.key.components().count());
+            check_inside(&mount_root, &entry.names(), entry.kind);
+            assert_eq!(entry.names().len(), resolved.key.components().count());
             let again = tree
                 .volumes
                 .stat(&resolved.key)
