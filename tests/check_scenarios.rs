@@ -253,6 +253,36 @@ fn rename_never_replaces_a_directory() {
 }
 
 #[test]
+fn a_moved_folder_carries_its_files() {
+    // The folder moves first; later operations find its files under the new name only.
+    let mut s = Scenario::new();
+    s.put("Windows/System32/File.dll", "file_v12.dll");
+    s.put("Staging/New.dll", "file_v5.dll");
+    s.put("Staging/Other.dll", "file_v8.dll");
+    s.hive.pending(
+        1,
+        &[
+            ("\\??\\C:\\Staging", "\\??\\C:\\Moved"),
+            ("\\??\\C:\\Moved\\New.dll", &replace(&sys32("File.dll"))),
+            ("\\??\\C:\\Staging\\Other.dll", &sys32("Other.dll")),
+        ],
+    );
+    let (status, report) = s.check(&[]);
+    assert_eq!(status, 1);
+    let verdicts = verdicts(&report);
+    assert_eq!(
+        verdicts[1], "downgrade",
+        "New.dll is found in the moved folder"
+    );
+    assert_eq!(report["operations"][1]["source_version"], "5.0.2195.1");
+    assert_eq!(verdicts[2], "no-effect", "Other.dll left with its folder");
+    assert!(report["operations"][2]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no longer exists"));
+}
+
+#[test]
 fn queue_case_differs_from_disk_case() {
     // Windows wrote upper case; the Linux mount keeps the on-disk spelling.
     let mut s = Scenario::new();
