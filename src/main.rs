@@ -477,7 +477,8 @@ impl From<FormatArg> for Format {
 
 /// Writes a report to standard output; false when it could not be written (a closed pipe is
 /// not an error: the reader has what it wanted).
-fn print(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> bool {
+/// Writes to standard output through one large buffer, which the formats write into directly.
+fn print(write: impl FnOnce(&mut io::BufWriter<Box<dyn Write>>) -> io::Result<()>) -> bool {
     let mut out = io::BufWriter::with_capacity(1 << 18, stdout());
     match write(&mut out).and_then(|_| out.flush()) {
         Err(err) if err.kind() != io::ErrorKind::BrokenPipe => {

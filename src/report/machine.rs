@@ -6,19 +6,14 @@ use std::sync::Arc;
 use super::Report;
 use crate::boot::FileFacts;
 
-pub fn write_json(report: &Report, out: &mut dyn Write) -> io::Result<()> {
-    // serde_json makes many small writes; into a buffer of a known type they are copies, not
-    // calls through `dyn Write` (a third of the time of a large report).
-    let mut out = io::BufWriter::with_capacity(1 << 16, out);
-    serde_json::to_writer_pretty(&mut out, report)?;
-    writeln!(out)?;
-    out.flush()
+pub fn write_json<W: Write + ?Sized>(report: &Report, out: &mut W) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report)?;
+    writeln!(out)
 }
 
 /// One operation object per line, no envelope. Each line stands alone in a timeline, so it
 /// also carries the context it needs: the hive, whether it was dirty, the control set used.
-pub fn write_jsonl(report: &Report, out: &mut dyn Write) -> io::Result<()> {
-    let mut out = io::BufWriter::with_capacity(1 << 16, out);
+pub fn write_jsonl<W: Write + ?Sized>(report: &Report, out: &mut W) -> io::Result<()> {
     #[derive(serde::Serialize)]
     struct Line<'r> {
         #[serde(flatten)]
@@ -36,10 +31,10 @@ pub fn write_jsonl(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             control_set: report.control_set.used,
             provenance: &report.provenance,
         };
-        serde_json::to_writer(&mut out, &line)?;
+        serde_json::to_writer(&mut *out, &line)?;
         writeln!(out)?;
     }
-    out.flush()
+    Ok(())
 }
 
 /// The CSV header; fixed, so that spreadsheets and timeline tools can rely on the columns.
@@ -65,21 +60,20 @@ pub const CSV_HEADER: [&str; 18] = [
 ];
 
 /// One row per operation (RFC 4180 quoting).
-pub fn write_csv(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+pub fn write_csv<W: Write + ?Sized>(report: &Report, out: &mut W) -> io::Result<()> {
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record(CSV_HEADER)?;
     let text = |v: Option<String>| v.unwrap_or_default();
+    let path = |facts: &Option<Arc<FileFacts>>| text(facts.as_ref().map(|f| f.path.to_string()));
+    let version_string = |facts: &Option<Arc<FileFacts>>| {
+        text(
+            facts
+                .as_ref()
+                .and_then(|f| f.file_version_string.as_deref().map(str::to_string)),
+        )
+    };
     for report_op in report.operations.iter() {
         let (op, outcome) = (report_op.operation, report_op.outcome);
-        let path =
-            |facts: &Option<Arc<FileFacts>>| text(facts.as_ref().map(|f| f.path.to_string()));
-        let version_string = |facts: &Option<Arc<FileFacts>>| {
-            text(
-                facts
-                    .as_ref()
-                    .and_then(|f| f.file_version_string.as_deref().map(str::to_string)),
-            )
-        };
         writer.write_record([
             op.index.to_string(),
             op.value.to_string(),
@@ -104,7 +98,7 @@ pub fn write_csv(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     writer.flush()
 }
 
-pub fn write_yaml(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+pub fn write_yaml<W: Write + ?Sized>(report: &Report, out: &mut W) -> io::Result<()> {
     let text = serde_saphyr::to_string(report).map_err(io::Error::other)?;
     out.write_all(text.as_bytes())
 }

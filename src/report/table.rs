@@ -35,9 +35,11 @@ impl Style {
     }
 }
 
-pub fn write_table(report: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
-    // Many small writes: buffered here, they are copies rather than calls through `dyn Write`.
-    let out = &mut io::BufWriter::with_capacity(1 << 16, out);
+pub fn write_table<W: Write + ?Sized>(
+    report: &Report,
+    style: Style,
+    out: &mut W,
+) -> io::Result<()> {
     let hive = &report.hive;
     writeln!(
         out,
@@ -227,7 +229,7 @@ pub fn write_table(report: &Report, style: Style, out: &mut dyn Write) -> io::Re
             )
         )?;
     }
-    out.flush()
+    Ok(())
 }
 
 fn plural(n: usize) -> &'static str {
