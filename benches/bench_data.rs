@@ -9,8 +9,8 @@
 //!
 //! Run: `cargo bench --bench bench_data -- OUT_DIR` (built in release, not timed).
 
-#[path = "../tests/support/regf.rs"]
-mod regf;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::path::{Path, PathBuf};
 
@@ -111,7 +111,6 @@ fn ops_volume(root: &Path, n: usize, fixtures: &[Vec<u8>]) {
     let config = root.join("Windows/System32/config");
     std::fs::create_dir_all(&config).unwrap();
     let dirs = (n / 333).max(1);
-    let mut text = String::new();
     let path = |i: usize| format!("Windows\\WinSxS\\c{:04}\\f{i:06}.dll", i % dirs);
     for i in 0..n {
         let file = root.join(path(i).replace('\\', "/"));
@@ -120,29 +119,17 @@ fn ops_volume(root: &Path, n: usize, fixtures: &[Vec<u8>]) {
         }
         std::fs::write(&file, &fixtures[i % fixtures.len()]).unwrap();
     }
-    for i in (0..n).step_by(2) {
-        text.push_str(&format!(
-            "\\??\\C:\\{}\0!\\??\\C:\\{}\0",
-            path(i),
-            path(i + 1)
-        ));
-    }
-    for i in (0..n).step_by(2) {
-        text.push_str(&format!("\\??\\C:\\{}\0\0", path(i)));
-    }
-    text.push('\0');
-    let value: Vec<u8> = text.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
-    let mut writer = regf::HiveWriter::new("ROOT");
-    for name in ["Current", "Default", "LastKnownGood"] {
-        writer.value("Select", name, regf::REG_DWORD, &regf::dword(1));
-    }
-    writer.value(
-        "ControlSet001\\Control\\Session Manager",
-        "PendingFileRenameOperations",
-        regf::REG_MULTI_SZ,
-        &value,
-    );
-    std::fs::write(config.join("SYSTEM"), writer.to_bytes()).unwrap();
+    let drive = |i: usize| format!("\\??\\C:\\{}", path(i));
+    let renames = (0..n)
+        .step_by(2)
+        .map(|i| (drive(i), format!("!{}", drive(i + 1))));
+    let deletes = (0..n).step_by(2).map(|i| (drive(i), String::new()));
+    let pairs: Vec<(String, String)> = renames.chain(deletes).collect();
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(s, d)| (&**s, &**d)).collect();
+    let value = support::movefile_value(&pairs);
+    let mut hive = support::SystemHiveSpec::new(1);
+    hive.pending_raw(1, support::PFRO, &value);
+    std::fs::write(config.join("SYSTEM"), hive.bytes()).unwrap();
     eprintln!(
         "{}: {n} operations, {n} files in {dirs} folders, value {} bytes",
         root.display(),

@@ -1,8 +1,8 @@
 //! Criterion benchmarks of each stage on generated inputs. The full comparison against other
 //! tools is `benches/compare.sh` (issue 6).
 
-#[path = "../tests/support/regf.rs"]
-mod regf;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::hint::black_box;
 use std::path::Path;
@@ -21,29 +21,22 @@ use nextboot::{CheckOptions, HashMode};
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 
 fn queue_value(operations: usize) -> Vec<u8> {
-    let mut text = String::new();
-    for i in 0..operations {
-        text.push_str(&format!(
-            "\\??\\C:\\Windows\\WinSxS\\Temp\\PendingRenames\\{i:06}.dll\0!\\??\\C:\\Windows\\System32\\d{}\\f{i:06}.dll\0",
-            i % 100
-        ));
-    }
-    text.push('\0');
-    text.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
+    let pairs: Vec<(String, String)> = (0..operations)
+        .map(|i| {
+            (
+                format!("\\??\\C:\\Windows\\WinSxS\\Temp\\PendingRenames\\{i:06}.dll"),
+                format!("!\\??\\C:\\Windows\\System32\\d{}\\f{i:06}.dll", i % 100),
+            )
+        })
+        .collect();
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(s, d)| (&**s, &**d)).collect();
+    support::movefile_value(&pairs)
 }
 
 fn hive_with_queue(operations: usize) -> Vec<u8> {
-    let mut writer = regf::HiveWriter::new("ROOT");
-    for name in ["Current", "Default", "LastKnownGood"] {
-        writer.value("Select", name, regf::REG_DWORD, &regf::dword(1));
-    }
-    writer.value(
-        "ControlSet001\\Control\\Session Manager",
-        "PendingFileRenameOperations",
-        regf::REG_MULTI_SZ,
-        &queue_value(operations),
-    );
-    writer.to_bytes()
+    let mut hive = support::SystemHiveSpec::new(1);
+    hive.pending_raw(1, support::PFRO, &queue_value(operations));
+    hive.bytes()
 }
 
 fn hive_and_queue(c: &mut Criterion) {
