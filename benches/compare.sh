@@ -34,11 +34,30 @@ nb=target/release/nextboot
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# median seconds of a command (hyperfine), $1 = name, $2 = command, $3 = runs. The median,
-# not the mean: a shared machine's occasional stall should not decide a ratio.
-median() {
-  hyperfine -i --warmup 2 --runs "$3" --export-json "$tmp/$1.json" "$2" >/dev/null 2>&1
-  python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median'])" "$tmp/$1.json"
+# medians ROUNDS RUNS COMMAND...: median seconds of each command (hyperfine), printed in order.
+# The commands take turns, ROUNDS blocks of RUNS runs each, so that a slow spell of a shared
+# machine falls on all of them alike; the median, not the mean, so that a single stall does
+# not decide a ratio.
+medians() {
+  local rounds=$1 runs=$2
+  shift 2
+  local round i
+  for round in $(seq "$rounds"); do
+    i=0
+    for command in "$@"; do
+      i=$((i + 1))
+      hyperfine -i --warmup 1 --runs "$runs" --export-json "$tmp/c$i.r$round.json" "$command" >/dev/null 2>&1
+    done
+  done
+  python3 - "$tmp" "$#" <<'PY'
+import glob, json, statistics, sys
+folder, count = sys.argv[1], int(sys.argv[2])
+print(" ".join(
+    str(statistics.median(t for f in glob.glob(f"{folder}/c{i}.r*.json")
+                          for t in json.load(open(f))["results"][0]["times"]))
+    for i in range(1, count + 1)))
+PY
+  rm -f "$tmp"/c*.json
 }
 
 rows=()
@@ -54,42 +73,24 @@ ratio() {
 }
 
 hivex="hivexget $hive 'ControlSet001\\Control\\Session Manager' PendingFileRenameOperations"
-t_hivex=$(median hivex "$hivex > /dev/null" 40)
-t_hive=$(median hive "$nb check --hive $hive --allow-dirty --hash none --format json > /dev/null" 40)
+read -r t_hivex t_hive t_vol < <(medians 8 5 "$hivex > /dev/null" \
+  "$nb check --hive $hive --allow-dirty --hash none --format json > /dev/null" \
+  "$nb check $data/win10 --allow-dirty --hash none --format json > /dev/null")
 ratio "check --hive SYSTEM_WIN_10_1709 vs hivexget" "$t_hive" "$t_hivex" 0.5
-t_vol=$(median vol "$nb check $data/win10 --allow-dirty --hash none --format json > /dev/null" 40)
 ratio "check SYSTEM_WIN_10_1709 over its volume vs hivexget" "$t_vol" "$t_hivex" 1.0
 
 pe=$(ls "$data"/pe1000/*.dll | tr '\n' ' ')
-t_cat=$(median cat1000 "cat $pe > /dev/null" 20)
-t_ver=$(median ver1000 "$nb version --format json $pe > /dev/null" 20)
+read -r t_cat t_ver < <(medians 5 4 "cat $pe > /dev/null" "$nb version --format json $pe > /dev/null")
 ratio "version, 1,000 small PE files vs cat" "$t_ver" "$t_cat" 2.0
 
 wine=$(ls /usr/lib/x86_64-linux-gnu/wine/x86_64-windows/*.dll | tr '\n' ' ')
-t_catw=$(median catwine "cat $wine > /dev/null" 5)
-t_verw=$(median verwine "$nb version --format json $wine > /dev/null" 5)
+read -r t_catw t_verw < <(medians 5 1 "cat $wine > /dev/null" "$nb version --format json $wine > /dev/null")
 ratio "version, wine64's DLLs ($(du -shc $wine | tail -1 | cut -f1)) vs cat" "$t_verw" "$t_catw" 0.25
 
-# The 10k and 100k checks alternate (after a warm-up of each), so that a slow spell of the
-# machine falls on both sizes alike; medians of 9 runs each.
-read -r t_ops10k t_ops100k < <(python3 - "$nb" "$data" <<'PY'
-import statistics, subprocess, sys, time
-nb, data = sys.argv[1], sys.argv[2]
-def run(n):
-    start = time.perf_counter()
-    subprocess.run([nb, "check", f"{data}/ops{n}", "--hash", "none", "--format", "json"],
-                   stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
-times = {"10k": [], "100k": []}
-for n in times:
-    run(n)
-for _ in range(9):
-    for n in times:
-        times[n].append(run(n))
-print(statistics.median(times["10k"]), statistics.median(times["100k"]))
-PY
-)
-t_cat100k=$(median cat100k "find $data/ops100k -type f -print0 | xargs -0 cat > /dev/null" 5)
+read -r t_ops10k t_ops100k t_cat100k < <(medians 9 1 \
+  "$nb check $data/ops10k --hash none --format json > /dev/null" \
+  "$nb check $data/ops100k --hash none --format json > /dev/null" \
+  "find $data/ops100k -type f -print0 | xargs -0 cat > /dev/null")
 ratio "check, 100,000 operations over 100,000 files vs cat" "$t_ops100k" "$t_cat100k" 2.0
 ratio "check, 100k operations vs 10k (linear growth)" "$t_ops100k" "$t_ops10k" 11
 peak_kb=$( { /usr/bin/time -f '%M' "$nb" check "$data/ops100k" --hash none --format json >/dev/null || true; } 2>&1 | tail -1)
