@@ -69,6 +69,40 @@ impl Default for CheckOptions {
     }
 }
 
+impl CheckOptions {
+    /// What an output file must stay out of: every volume given, the hive's folder, the hive
+    /// and the logs named.
+    pub fn evidence(&self) -> crate::output::Evidence {
+        let mut evidence = crate::output::Evidence::default();
+        if let Some(root) = &self.root {
+            evidence.folder("ROOT", root);
+        }
+        for (letter, dir) in &self.drives {
+            evidence.folder(format!("the volume for {letter}:"), dir);
+        }
+        for (number, dir) in &self.devices {
+            evidence.folder(
+                format!("the volume for \\Device\\HarddiskVolume{number}"),
+                dir,
+            );
+        }
+        if let Some(hive) = &self.hive {
+            evidence.file(hive);
+            if let Some(folder) = hive.parent().filter(|p| !p.as_os_str().is_empty()) {
+                evidence.folder("the hive's folder", folder);
+            } else {
+                evidence.folder("the hive's folder", Path::new("."));
+            }
+        }
+        if let LogChoice::Files(logs) = &self.logs {
+            for log in logs {
+                evidence.file(log);
+            }
+        }
+        evidence
+    }
+}
+
 /// Why a check could not run at all (exit status 2).
 #[derive(Debug, Error, Diagnostic)]
 pub enum CheckError {
@@ -330,6 +364,7 @@ fn hive_section(loaded: &LoadedHive, primary: &BaseBlock, hash: HashMode) -> Hiv
         sha256: hashing.then(|| loaded.primary.sha256()),
         dirty: primary.is_dirty(),
         recovered: loaded.is_recovered(),
+        incomplete: loaded.is_incomplete(primary.is_dirty()),
         logs_applied: applied.iter().map(log_report).collect(),
         logs_not_applied: not_applied.iter().map(log_report).collect(),
         primary_sequence: primary.primary_sequence,

@@ -20,8 +20,10 @@ use thiserror::Error;
 use crate::boot::{self, ReplayOptions, Verdict};
 use crate::check::{CheckError, CheckOptions, Inspection};
 use crate::hive::RawValue;
+use crate::output::{OutputError, OutputFile};
 use crate::queue::{multi_sz, Action, Operation};
 use crate::report::Report;
+use crate::text::shown;
 
 /// One operation the fix removes.
 #[derive(Clone, Debug, Serialize)]
@@ -52,20 +54,106 @@ pub enum FixError {
     #[diagnostic(transparent)]
     Check(#[from] CheckError),
 
-    #[error("{out} already exists")]
-    #[diagnostic(
-        code(nextboot::fix::exists),
-        help("nextboot never overwrites a file: choose a new path for --out")
-    )]
-    Exists { out: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Output(#[from] OutputError),
 
-    #[error("cannot write {out}")]
-    #[diagnostic(code(nextboot::fix::write))]
-    Write {
-        out: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("the hive is dirty and was not read completely (no transaction log applied, or one rejected): a fix computed from it could undo recent writes. Nothing written")]
+    #[diagnostic(
+        code(nextboot::fix::dirty),
+        help("`nextboot check` on the same inputs shows the warnings; --allow-dirty accepts the hive as it was read")
+    )]
+    Dirty,
+}
+
+/// Where the admin loads the offline SYSTEM hive: `HKLM\NAME` or `HKU\NAME` (`--load-key`),
+/// with a NAME that `reg load` takes and that is safe to print in the `.reg` and in the
+/// commands its comment gives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadKey {
+    /// `HKLM` or `HKU`, as `reg` spells it.
+    pub root: &'static str,
+    pub name: String,
+}
+
+impl LoadKey {
+    /// `HKEY_LOCAL_MACHINE\NAME` or `HKEY_USERS\NAME`, as a `.reg` spells it.
+    pub fn full(&self) -> String {
+        let root = match self.root {
+            "HKLM" => "HKEY_LOCAL_MACHINE",
+            _ => "HKEY_USERS",
+        };
+        format!("{root}\\{}", self.name)
+    }
+}
+
+impl std::fmt::Display for LoadKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}\\{}", self.root, self.name)
+    }
+}
+
+impl std::str::FromStr for LoadKey {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<LoadKey, String> {
+        let usage = |why: &str| {
+            format!(
+                "`{}` {why}: give HKLM\\NAME or HKU\\NAME (reg load loads a hive only directly under those two)",
+                shown(text)
+            )
+        };
+        let (root, name) = text
+            .split_once('\\')
+            .ok_or_else(|| usage("names no key under a root"))?;
+        let root = match root.to_ascii_uppercase().as_str() {
+            "HKLM" | "HKEY_LOCAL_MACHINE" => "HKLM",
+            "HKU" | "HKEY_USERS" => "HKU",
+            _ => return Err(usage("is not under HKLM or HKU")),
+        };
+        if name.is_empty() {
+            return Err(usage("has an empty NAME"));
+        }
+        if name.contains('\\') {
+            return Err(usage("names a subkey, not a key directly under the root"));
+        }
+        if name.encode_utf16().count() > 255 {
+            return Err(usage("has a NAME longer than 255 characters"));
+        }
+        if name.trim() != name {
+            return Err(usage("has a NAME that starts or ends with a space"));
+        }
+        if let Some(c) = name
+            .chars()
+            .find(|&c| crate::text::is_unsafe(c) || "\"[]%^&|<>*?".contains(c))
+        {
+            return Err(usage(&format!(
+                "has {} in its NAME, which a .reg key line or the reg command line cannot carry",
+                shown(&c.to_string())
+            )));
+        }
+        Ok(LoadKey {
+            root,
+            name: name.to_string(),
+        })
+    }
+}
+
+/// `fix` as a whole: checks the output path against the evidence first, works out the plan,
+/// and writes the `.reg` only for a hive that was read completely (or with `allow_dirty`).
+pub fn run(
+    options: &CheckOptions,
+    load_key: &LoadKey,
+    out: &Path,
+    allow_dirty: bool,
+) -> Result<FixPlan, FixError> {
+    let output = OutputFile::new(out, &options.evidence())?;
+    let plan = plan(options)?;
+    if plan.after.hive_incomplete() && !allow_dirty {
+        return Err(FixError::Dirty);
+    }
+    output.write(&reg_bytes(&plan, load_key))?;
+    Ok(plan)
 }
 
 /// Works out the fix for the inputs of `check`.
@@ -169,46 +257,59 @@ fn rewrite(values: &[RawValue], removed: &BTreeMap<usize, Removed>) -> Vec<RawVa
         .collect()
 }
 
-/// Writes the plan as a regedit file (UTF-16LE with BOM, CRLF), under `load_key`
-/// (`HKLM\NB_SYSTEM`: where the admin loads the offline SYSTEM hive). Never overwrites.
-pub fn write_reg(plan: &FixPlan, load_key: &str, out: &Path) -> Result<(), FixError> {
+/// The plan as a regedit file (UTF-16LE with BOM, CRLF), under `load_key` (where the admin
+/// loads the offline SYSTEM hive).
+pub fn reg_bytes(plan: &FixPlan, load_key: &LoadKey) -> Vec<u8> {
     let text = reg_text(plan, load_key);
-    let shown = out.display().to_string();
     let mut bytes = vec![0xff, 0xfe];
     for unit in text.encode_utf16() {
         bytes.extend_from_slice(&unit.to_le_bytes());
     }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(out)
-        .map_err(|source| match source.kind() {
-            std::io::ErrorKind::AlreadyExists => FixError::Exists { out: shown.clone() },
-            _ => FixError::Write {
-                out: shown.clone(),
-                source,
-            },
-        })?;
-    file.write_all(&bytes)
-        .and_then(|_| file.sync_all())
-        .map_err(|source| FixError::Write { out: shown, source })
+    bytes
 }
 
-/// `HKLM\X` -> `HKEY_LOCAL_MACHINE\X`.
-pub fn full_key(load_key: &str) -> String {
-    let trimmed = load_key.trim_matches('\\');
-    match trimmed.split_once('\\') {
-        Some((root, rest)) if root.eq_ignore_ascii_case("HKLM") => {
-            format!("HKEY_LOCAL_MACHINE\\{rest}")
-        }
-        _ => trimmed.to_string(),
+/// What `fix` prints once the `.reg` is written: every evidence string escaped.
+pub fn write_summary(plan: &FixPlan, out: &str, w: &mut dyn Write) -> std::io::Result<()> {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    writeln!(
+        w,
+        "wrote {}: ControlSet{:03}, {} operation{} removed ({} replay{})",
+        shown(out),
+        plan.control_set,
+        plan.removed.len(),
+        plural(plan.removed.len()),
+        plan.rounds,
+        plural(plan.rounds)
+    )?;
+    for removed in &plan.removed {
+        writeln!(w, "  {}", removed_line(removed))?;
     }
+    let after = &plan.after.summary;
+    writeln!(
+        w,
+        "after the fix: {} downgrade, {} overridden",
+        after.count(Verdict::Downgrade),
+        after.count(Verdict::Overridden)
+    )
 }
 
-fn reg_text(plan: &FixPlan, load_key: &str) -> String {
+/// `#3 downgrade: SOURCE -> DESTINATION`, escaped: one line whatever the queue strings hold.
+fn removed_line(removed: &Removed) -> String {
+    format!(
+        "#{} {}: {} -> {}",
+        removed.index,
+        removed.verdict,
+        shown(&removed.source),
+        shown(removed.destination.as_deref().unwrap_or(""))
+    )
+}
+
+/// The `.reg` text. Evidence appears only in comment lines, escaped with [`shown`], so no
+/// queue string can end a comment and start a directive.
+fn reg_text(plan: &FixPlan, load_key: &LoadKey) -> String {
     let key = format!(
         "{}\\ControlSet{:03}\\Control\\Session Manager",
-        full_key(load_key),
+        load_key.full(),
         plan.control_set
     );
     let mut lines = vec![
@@ -220,9 +321,9 @@ fn reg_text(plan: &FixPlan, load_key: &str) -> String {
             plan.control_set
         ),
         "; would downgrade a file or lose a queued fix. Apply to the offline SYSTEM hive:".into(),
-        format!(";   reg load {load_key} X:\\Windows\\System32\\config\\SYSTEM"),
+        format!(";   reg load \"{load_key}\" X:\\Windows\\System32\\config\\SYSTEM"),
         ";   reg import THIS-FILE.reg".into(),
-        format!(";   reg unload {load_key}"),
+        format!(";   reg unload \"{load_key}\""),
     ];
     if plan.removed.is_empty() {
         lines.push("; Nothing is removed: no operation downgrades or is overridden.".into());
@@ -232,14 +333,8 @@ fn reg_text(plan: &FixPlan, load_key: &str) -> String {
             plan.removed.len()
         ));
         for removed in &plan.removed {
-            lines.push(format!(
-                ";   #{} {}: {} -> {}",
-                removed.index,
-                removed.verdict,
-                removed.source,
-                removed.destination.as_deref().unwrap_or("")
-            ));
-            lines.push(format!(";      {}", removed.reason));
+            lines.push(format!(";   {}", removed_line(removed)));
+            lines.push(format!(";      {}", shown(&removed.reason)));
         }
     }
     lines.push(String::new());
@@ -254,7 +349,8 @@ fn reg_text(plan: &FixPlan, load_key: &str) -> String {
 }
 
 /// `"Name"=hex(7):..` wrapped as regedit wraps it: lines under 80 columns, `\` continuations
-/// indented by two spaces.
+/// indented by two spaces. The name is one of [`crate::hive::PENDING_VALUES`] as stored (the
+/// hive stage matched it, ignoring case), so it holds no character a `.reg` cannot quote.
 fn hex_value(name: &str, bytes: &[u8]) -> Vec<String> {
     let escaped = name.replace('\\', "\\\\").replace('"', "\\\"");
     let mut lines = Vec::new();
@@ -356,7 +452,35 @@ mod tests {
 
     #[test]
     fn load_keys() {
-        assert_eq!(full_key("HKLM\\NB_SYSTEM"), "HKEY_LOCAL_MACHINE\\NB_SYSTEM");
-        assert_eq!(full_key("HKEY_LOCAL_MACHINE\\X"), "HKEY_LOCAL_MACHINE\\X");
+        let key = |text: &str| text.parse::<LoadKey>().map(|k| k.full());
+        assert_eq!(
+            key("HKLM\\NB_SYSTEM").unwrap(),
+            "HKEY_LOCAL_MACHINE\\NB_SYSTEM"
+        );
+        assert_eq!(key("hklm\\X").unwrap(), "HKEY_LOCAL_MACHINE\\X");
+        assert_eq!(
+            key("HKEY_LOCAL_MACHINE\\X").unwrap(),
+            "HKEY_LOCAL_MACHINE\\X"
+        );
+        assert_eq!(key("HKU\\Offline").unwrap(), "HKEY_USERS\\Offline");
+        assert_eq!(key("HKLM\\My Hive").unwrap(), "HKEY_LOCAL_MACHINE\\My Hive");
+        for bad in [
+            "",
+            "HKLM\\",
+            "HKLM",
+            "NB_SYSTEM",
+            "HKCU\\X",
+            "HKCR\\X",
+            "HKLM\\A\\B",
+            "HKLM\\ X",
+            "HKLM\\X]",
+            "HKLM\\X\"",
+            "HKLM\\a\r\nb",
+            "HKLM\\a\u{202e}b",
+            "HKLM\\%PATH%",
+        ] {
+            assert!(key(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(key(&format!("HKLM\\{}", "x".repeat(256))).is_err());
     }
 }

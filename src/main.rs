@@ -139,8 +139,8 @@ struct FixArgs {
     #[arg(long, value_name = "FILE.reg")]
     out: PathBuf,
     /// Where the admin loads the offline SYSTEM hive (`reg load KEY ...\config\SYSTEM`).
-    #[arg(long, value_name = "KEY", default_value = "HKLM\\NB_SYSTEM")]
-    load_key: String,
+    #[arg(long, value_name = "HKLM\\NAME", default_value = "HKLM\\NB_SYSTEM")]
+    load_key: nextboot::fix::LoadKey,
 }
 
 #[derive(Args)]
@@ -276,68 +276,31 @@ fn run_check(args: CheckArgs) -> u8 {
     let allow_dirty = args.inputs.allow_dirty;
     let report = match nextboot::check(&options) {
         Ok(report) => report,
-        Err(err) => {
-            eprintln!("{:?}", miette::Report::new(err));
-            return exit::NOT_EXAMINED;
-        }
+        Err(err) => return fail(&err),
     };
     if !print(|out| report::write(&report, args.format.into(), style(), out)) {
         return exit::NOT_EXAMINED;
     }
     let status = report.exit_status(&args.fail_on, allow_dirty);
-    if report.hive.dirty && !report.hive.recovered && !allow_dirty {
-        eprintln!(
-            "nextboot: the hive is dirty (sequence numbers {} and {}) and no transaction log could be applied; exit status 2. Use --allow-dirty to accept the answer from the primary file alone.",
-            report.hive.primary_sequence, report.hive.secondary_sequence
-        );
+    if let Some(why) = report.not_examined_because(allow_dirty) {
+        eprintln!("nextboot: {why}; exit status 2.");
     }
     status
 }
 
 fn run_fix(args: FixArgs) -> u8 {
-    let plan = match nextboot::fix::plan(&args.inputs.options()) {
-        Ok(plan) => plan,
-        Err(err) => {
-            eprintln!("{:?}", miette::Report::new(err));
-            return exit::NOT_EXAMINED;
+    let options = args.inputs.options();
+    match nextboot::fix::run(&options, &args.load_key, &args.out, args.inputs.allow_dirty) {
+        Ok(plan) => {
+            let shown = args.out.display().to_string();
+            if print(|out| nextboot::fix::write_summary(&plan, &shown, out)) {
+                exit::CLEAN
+            } else {
+                exit::NOT_EXAMINED
+            }
         }
-    };
-    let hive = &plan.after.hive;
-    if hive.dirty && !hive.recovered && !args.inputs.allow_dirty {
-        eprintln!(
-            "nextboot: the hive is dirty and no transaction log could be applied: a fix computed from the primary file alone could undo recent writes. Nothing written; use --allow-dirty to accept it."
-        );
-        return exit::NOT_EXAMINED;
+        Err(err) => fail(&err),
     }
-    if let Err(err) = nextboot::fix::write_reg(&plan, &args.load_key, &args.out) {
-        eprintln!("{:?}", miette::Report::new(err));
-        return exit::NOT_EXAMINED;
-    }
-    println!(
-        "wrote {}: ControlSet{:03}, {} operation{} removed ({} replay{})",
-        args.out.display(),
-        plan.control_set,
-        plan.removed.len(),
-        if plan.removed.len() == 1 { "" } else { "s" },
-        plan.rounds,
-        if plan.rounds == 1 { "" } else { "s" }
-    );
-    for removed in &plan.removed {
-        println!(
-            "  #{} {}: {} -> {}",
-            removed.index,
-            removed.verdict,
-            removed.source,
-            removed.destination.as_deref().unwrap_or("")
-        );
-    }
-    let after = &plan.after.summary;
-    println!(
-        "after the fix: {} downgrade, {} overridden",
-        after.count(nextboot::boot::Verdict::Downgrade),
-        after.count(nextboot::boot::Verdict::Overridden)
-    );
-    exit::CLEAN
 }
 
 fn run_verify(args: VerifyArgs) -> u8 {
@@ -352,22 +315,13 @@ fn run_verify(args: VerifyArgs) -> u8 {
         };
         return match verify::write_baseline(&options) {
             Ok(written) => {
-                for pattern in &written.patterns {
-                    println!("{}: {} file(s)", pattern.pattern, pattern.files);
+                if print(|out| written.write_summary(out)) {
+                    exit::CLEAN
+                } else {
+                    exit::NOT_EXAMINED
                 }
-                for skipped in &written.skipped {
-                    println!("note: left out {}: {}", skipped.path, skipped.reason);
-                }
-                println!(
-                    "wrote {}: {} entries (sha256 {})",
-                    written.out, written.entries, written.sha256
-                );
-                exit::CLEAN
             }
-            Err(err) => {
-                eprintln!("{:?}", miette::Report::new(err));
-                exit::NOT_EXAMINED
-            }
+            Err(err) => fail(&err),
         };
     }
     let Some(baseline) = args.baseline else {
@@ -381,10 +335,7 @@ fn run_verify(args: VerifyArgs) -> u8 {
     };
     let report = match verify::verify_file(&options, &baseline) {
         Ok(report) => report,
-        Err(err) => {
-            eprintln!("{:?}", miette::Report::new(err));
-            return exit::NOT_EXAMINED;
-        }
+        Err(err) => return fail(&err),
     };
     if !print(|out| report::write_verify(&report, args.format.into(), style(), out)) {
         return exit::NOT_EXAMINED;
@@ -405,36 +356,21 @@ fn log_choice(logs: Vec<PathBuf>, no_logs: bool) -> LogChoice {
 fn run_recover(args: RecoverArgs) -> u8 {
     match nextboot::recover::recover(&args.hive, &log_choice(args.logs, false), &args.out) {
         Ok(done) => {
-            if args.json {
-                let mut out = io::stdout().lock();
-                let _ = serde_json::to_writer_pretty(&mut out, &done).map(|_| writeln!(out));
+            let written = if args.json {
+                print(|out| {
+                    nextboot::text::to_json_pretty(out, &done)?;
+                    writeln!(out)
+                })
             } else {
-                let how = if !done.was_dirty {
-                    "the hive was clean; written unchanged".to_string()
-                } else {
-                    format!(
-                        "applied {} (sequence {}/{} -> {}/{})",
-                        done.logs_applied.join(", "),
-                        done.sequence_before[0],
-                        done.sequence_before[1],
-                        done.sequence_after[0],
-                        done.sequence_after[1]
-                    )
-                };
-                println!(
-                    "{}: {how}\nwrote {} (sha256 {})",
-                    done.hive, done.out, done.sha256
-                );
-                for finding in &done.findings {
-                    println!("note: {}", finding.message);
-                }
+                print(|out| done.write_summary(out))
+            };
+            if written {
+                exit::CLEAN
+            } else {
+                exit::NOT_EXAMINED
             }
-            exit::CLEAN
         }
-        Err(err) => {
-            eprintln!("{:?}", miette::Report::new(err));
-            exit::NOT_EXAMINED
-        }
+        Err(err) => fail(&err),
     }
 }
 
@@ -506,6 +442,15 @@ fn stdout() -> Box<dyn Write> {
         }
     }
     Box::new(stdout.lock())
+}
+
+/// Prints a diagnostic (its evidence text escaped) and gives the exit status of an input that
+/// could not be examined.
+fn fail(err: &dyn miette::Diagnostic) -> u8 {
+    let color =
+        io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    eprint!("{}", nextboot::text::render_diagnostic(err, color));
+    exit::NOT_EXAMINED
 }
 
 /// Colour only on a terminal, never with NO_COLOR set.

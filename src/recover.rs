@@ -1,13 +1,15 @@
 //! `recover`: write a dirty hive with its transaction logs applied, for other tools.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use miette::Diagnostic;
 use thiserror::Error;
 
 use crate::hive::{self, BaseBlock, HiveError, LogChoice};
-use crate::Finding;
+use crate::output::{Evidence, OutputError, OutputFile};
+use crate::text::shown;
+use crate::{Finding, Severity};
 
 /// What `recover` did.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -21,6 +23,9 @@ pub struct Recovered {
     pub sequence_before: [u32; 2],
     pub sequence_after: [u32; 2],
     pub sha256: String,
+    /// A log could not be read or was rejected for what it holds: the recovered hive may
+    /// miss writes.
+    pub incomplete: bool,
     pub findings: Vec<Finding>,
 }
 
@@ -35,19 +40,9 @@ pub enum RecoverError {
         source: HiveError,
     },
 
-    #[error("{out} already exists")]
-    #[diagnostic(
-        code(nextboot::recover::exists),
-        help("nextboot never overwrites a file: choose a new path for --out")
-    )]
-    Exists { out: String },
-
-    #[error("--out {out} is one of the input files")]
-    #[diagnostic(
-        code(nextboot::recover::evidence),
-        help("evidence is never written: choose a path outside the inputs")
-    )]
-    WouldOverwriteEvidence { out: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Output(#[from] OutputError),
 
     #[error("the hive is dirty and no transaction log could be applied, so there is nothing recovered to write")]
     #[diagnostic(
@@ -55,33 +50,27 @@ pub enum RecoverError {
         help("name the logs with --log FILE if they are not beside the hive as NAME.LOG1/.LOG2")
     )]
     NothingApplied { findings: Vec<String> },
-
-    #[error("cannot write {out}")]
-    #[diagnostic(code(nextboot::recover::write))]
-    Write {
-        out: String,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
-/// Applies the logs of `hive` and writes the result to `out`, a new file. A clean hive is
-/// written unchanged (and said so).
+/// Applies the logs of `hive` and writes the result to `out`, a new file outside the hive's
+/// folder. A clean hive is written unchanged (and said so).
 pub fn recover(hive_path: &Path, logs: &LogChoice, out: &Path) -> Result<Recovered, RecoverError> {
     let invalid = |source| RecoverError::Hive {
         path: hive_path.display().to_string(),
         source,
     };
+    let mut evidence = Evidence::default();
+    evidence.file(hive_path);
+    let folder = hive_path.parent().filter(|p| !p.as_os_str().is_empty());
+    evidence.folder("the hive's folder", folder.unwrap_or(Path::new(".")));
+    if let LogChoice::Files(files) = logs {
+        for log in files {
+            evidence.file(log);
+        }
+    }
+    let output = OutputFile::new(out, &evidence)?;
     let loaded = hive::load(hive_path, logs).map_err(invalid)?;
     let before = BaseBlock::parse(&loaded.primary).map_err(invalid)?;
-    let shown = out.display().to_string();
-    let same_file = |a: &Path| match (a.canonicalize(), absolute_parent(out)) {
-        (Ok(a), Some(b)) => a == b,
-        _ => false,
-    };
-    if same_file(hive_path) || loaded.log_paths.iter().any(|log| same_file(log)) {
-        return Err(RecoverError::WouldOverwriteEvidence { out: shown });
-    }
     if before.is_dirty() && !loaded.is_recovered() {
         return Err(RecoverError::NothingApplied {
             findings: loaded.findings.iter().map(|f| f.message.clone()).collect(),
@@ -89,27 +78,10 @@ pub fn recover(hive_path: &Path, logs: &LogChoice, out: &Path) -> Result<Recover
     }
     let bytes = loaded.bytes();
     let after = BaseBlock::parse(bytes).map_err(invalid)?;
-    // create_new: never replace an existing file, evidence or not.
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(out)
-        .map_err(|source| match source.kind() {
-            std::io::ErrorKind::AlreadyExists => RecoverError::Exists { out: shown.clone() },
-            _ => RecoverError::Write {
-                out: shown.clone(),
-                source,
-            },
-        })?;
-    file.write_all(bytes)
-        .and_then(|_| file.sync_all())
-        .map_err(|source| RecoverError::Write {
-            out: shown.clone(),
-            source,
-        })?;
+    output.write(bytes)?;
     Ok(Recovered {
         hive: hive_path.display().to_string(),
-        out: shown,
+        out: output.shown().to_string(),
         was_dirty: before.is_dirty(),
         logs_applied: loaded
             .log_uses()
@@ -120,15 +92,47 @@ pub fn recover(hive_path: &Path, logs: &LogChoice, out: &Path) -> Result<Recover
         sequence_before: [before.primary_sequence, before.secondary_sequence],
         sequence_after: [after.primary_sequence, after.secondary_sequence],
         sha256: crate::evidence::sha256_hex(bytes),
+        incomplete: loaded.is_incomplete(before.is_dirty()),
         findings: loaded.findings,
     })
 }
 
-/// `out` as an absolute path through its (existing) parent, for comparing with inputs.
-fn absolute_parent(out: &Path) -> Option<PathBuf> {
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    Some(parent.canonicalize().ok()?.join(out.file_name()?))
+impl Recovered {
+    /// What `recover` prints: what was applied, what was written, and every finding (a log
+    /// that was rejected is a warning), evidence text escaped.
+    pub fn write_summary(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        let how = if !self.was_dirty {
+            "the hive was clean; written unchanged".to_string()
+        } else {
+            let applied: Vec<String> = self
+                .logs_applied
+                .iter()
+                .map(|l| shown(l).to_string())
+                .collect();
+            format!(
+                "applied {} (sequence {}/{} -> {}/{})",
+                applied.join(", "),
+                self.sequence_before[0],
+                self.sequence_before[1],
+                self.sequence_after[0],
+                self.sequence_after[1]
+            )
+        };
+        writeln!(w, "{}: {how}", shown(&self.hive))?;
+        writeln!(w, "wrote {} (sha256 {})", shown(&self.out), self.sha256)?;
+        for finding in &self.findings {
+            let label = match finding.severity {
+                Severity::Warning => "warning",
+                Severity::Info => "note",
+            };
+            writeln!(w, "{label}: {}", shown(&finding.message))?;
+        }
+        if self.incomplete {
+            writeln!(
+                w,
+                "warning: the recovered hive may be incomplete: a transaction log beside it could not be used (see above)"
+            )?;
+        }
+        Ok(())
+    }
 }

@@ -399,8 +399,10 @@ impl Baseline {
         };
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let yaml_error = |err: serde_saphyr::Error| {
-            let message =
-                sanitize(&serde_saphyr::UserMessageFormatter.format_message(err.without_snippet()));
+            let message = crate::text::escaped(
+                &serde_saphyr::UserMessageFormatter.format_message(err.without_snippet()),
+            )
+            .into_owned();
             let (line, column) = err
                 .location()
                 .map_or((0, 0), |l: Location| (l.line(), l.column()));
@@ -434,15 +436,14 @@ impl Baseline {
             let path = file.path.value;
             let place = file.path.referenced;
             let target = parse_baseline_path(&path)
-                .map_err(|why| fail(place, format!("`{}`: {why}", sanitize(&path))))?;
-            let min_version = match file.min_version {
-                Some(v) => Some(
-                    v.value
-                        .parse::<FileVersion>()
-                        .map_err(|why| fail(v.referenced, sanitize(&why)))?,
-                ),
-                None => None,
-            };
+                .map_err(|why| fail(place, format!("`{}`: {why}", crate::text::escaped(&path))))?;
+            let min_version =
+                match file.min_version {
+                    Some(v) => Some(v.value.parse::<FileVersion>().map_err(|why| {
+                        fail(v.referenced, crate::text::escaped(&why).into_owned())
+                    })?),
+                    None => None,
+                };
             let sha256 = match file.sha256 {
                 Some(s) => Some(parse_sha256(&s.value).map_err(|why| fail(s.referenced, why))?),
                 None => None,
@@ -452,7 +453,7 @@ impl Baseline {
                     place,
                     format!(
                         "`{}` has neither min_version nor sha256: nothing to check",
-                        sanitize(&path)
+                        crate::text::escaped(&path)
                     ),
                 ));
             }
@@ -468,7 +469,7 @@ impl Baseline {
                     place,
                     format!(
                         "`{}` is listed twice (first on line {first}); give each file once",
-                        sanitize(&path)
+                        crate::text::escaped(&path)
                     ),
                 ));
             }
@@ -500,22 +501,9 @@ fn parse_sha256(text: &str) -> Result<String, String> {
     } else {
         Err(format!(
             "`{}` is not a SHA-256 (64 hexadecimal digits)",
-            sanitize(text)
+            crate::text::escaped(text)
         ))
     }
-}
-
-/// Control characters shown escaped, so that a message never moves the terminal.
-fn sanitize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_debug());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn invalid(name: &str, text: &str, line: u64, column: u64, message: String) -> VerifyError {
@@ -1008,6 +996,31 @@ pub struct Written {
     pub skipped: Vec<Skipped>,
 }
 
+impl Written {
+    /// What `verify --write-baseline` prints, evidence text escaped.
+    pub fn write_summary(&self, w: &mut dyn io::Write) -> io::Result<()> {
+        use crate::text::shown;
+        for pattern in &self.patterns {
+            writeln!(w, "{}: {} file(s)", shown(&pattern.pattern), pattern.files)?;
+        }
+        for skipped in &self.skipped {
+            writeln!(
+                w,
+                "note: left out {}: {}",
+                shown(&skipped.path),
+                shown(&skipped.reason)
+            )?;
+        }
+        writeln!(
+            w,
+            "wrote {}: {} entries (sha256 {})",
+            shown(&self.out),
+            self.entries,
+            self.sha256
+        )
+    }
+}
+
 /// Walks ROOT for the files the patterns match (links are not followed) and reads each one
 /// through the volume stage, as `verify` will.
 pub fn scan(
@@ -1271,10 +1284,10 @@ pub fn baseline_yaml(entries: &[BaselineEntry], patterns: &[Pattern]) -> String 
         env!("CARGO_PKG_VERSION")
     );
     for pattern in patterns {
-        text.push_str(&format!("#   {}\n", sanitize(pattern.as_str())));
+        text.push_str(&format!("#   {}\n", crate::text::escaped(pattern.as_str())));
     }
     // Serialising plain strings and numbers cannot fail.
-    text.push_str(&serde_saphyr::to_string(&out).unwrap_or_default());
+    text.push_str(&crate::text::to_yaml(&out).unwrap_or_default());
     text
 }
 

@@ -30,6 +30,8 @@ pub struct LoadedHive {
     pub recovery: Option<Recovery>,
     /// The log files examined, in the order given to replay.
     pub log_paths: Vec<PathBuf>,
+    /// Logs that could not be opened or read.
+    pub unreadable_logs: usize,
     pub findings: Vec<Finding>,
 }
 
@@ -48,6 +50,15 @@ impl LoadedHive {
     pub fn log_uses(&self) -> &[LogUse] {
         self.recovery.as_ref().map_or(&[], |r| r.logs.as_slice())
     }
+
+    /// The hive as read may miss writes Windows made: dirty and not recovered, or recovered
+    /// while a log beside it could not be read or was rejected for what it holds.
+    pub fn is_incomplete(&self, dirty: bool) -> bool {
+        dirty
+            && (!self.is_recovered()
+                || self.unreadable_logs > 0
+                || self.log_uses().iter().any(|log| log.damaged))
+    }
 }
 
 /// Opens a hive and, when it is dirty, applies its transaction logs as Windows would at load
@@ -65,13 +76,20 @@ pub fn load(path: &Path, logs: &LogChoice) -> Result<LoadedHive, HiveError> {
         recovered: None,
         recovery: None,
         log_paths: Vec::new(),
+        unreadable_logs: 0,
         findings: Vec::new(),
     };
     if !base.is_dirty() {
         return Ok(loaded);
     }
     loaded.log_paths = match logs {
-        LogChoice::Ignore => return Ok(loaded),
+        LogChoice::Ignore => {
+            loaded.findings.push(Finding::warning(
+                "logs-ignored",
+                "the hive is dirty and --no-logs was given: it is read as it is on disk, without its transaction logs".into(),
+            ));
+            return Ok(loaded);
+        }
         LogChoice::Files(files) => files.clone(),
         LogChoice::Beside => logs_beside(path),
     };
@@ -79,10 +97,16 @@ pub fn load(path: &Path, logs: &LogChoice) -> Result<LoadedHive, HiveError> {
     for log in &loaded.log_paths {
         match Evidence::open(log) {
             Ok(evidence) => opened.push((log.display().to_string(), evidence)),
-            Err(err) => loaded.findings.push(Finding::warning(
-                "log-unreadable",
-                format!("cannot read the transaction log {}: {err}", log.display()),
-            )),
+            Err(err) => {
+                loaded.unreadable_logs += 1;
+                loaded.findings.push(Finding::warning(
+                    "log-unreadable",
+                    format!(
+                        "cannot read the transaction log {}: {err}; the hive may miss the writes it held",
+                        log.display()
+                    ),
+                ));
+            }
         }
     }
     if opened.is_empty() {
@@ -104,6 +128,16 @@ pub fn load(path: &Path, logs: &LogChoice) -> Result<LoadedHive, HiveError> {
         .collect();
     match recover(&loaded.primary, &files) {
         Ok(recovery) => {
+            for log in recovery.logs.iter().filter(|log| !log.applied) {
+                let why = log.notes.first().map_or("not applied", String::as_str);
+                let mut message = format!("transaction log {}: {why}", log.name);
+                if log.damaged {
+                    message.push_str("; the hive may miss the writes this log held");
+                }
+                loaded
+                    .findings
+                    .push(Finding::warning("log-not-applied", message));
+            }
             if recovery.entries_applied() > 0 {
                 loaded.recovered = Some(Evidence::from_vec(
                     path.to_path_buf(),

@@ -99,6 +99,10 @@ pub struct LogUse {
     pub entries_skipped: usize,
     /// Why entries or the whole log were not used, and where replay stopped.
     pub notes: Vec<String>,
+    /// Rejected for what the file holds (not a log, a damaged or unsupported base block,
+    /// another hive's log): what it should have held is missing, so a hive recovered without
+    /// it may be incomplete. An empty file (an unused slot) or a stale log is not damaged.
+    pub damaged: bool,
 }
 
 /// A recovered hive and how it was obtained.
@@ -270,6 +274,7 @@ pub fn recover(primary: &[u8], logs: &[LogFile<'_>]) -> Result<Recovery, Recover
             }
             Err((format, note)) => {
                 uses[index].format = format;
+                uses[index].damaged = !log.bytes.is_empty();
                 if format == Some(LogFormat::New) {
                     uses[index].entries_skipped = count_entries(log.bytes, LOG_BASE_BLOCK_SIZE);
                 }
@@ -374,6 +379,7 @@ impl LogUse {
             pages_applied: 0,
             entries_skipped: 0,
             notes: Vec::new(),
+            damaged: false,
         }
     }
 }

@@ -7,7 +7,7 @@ use super::Report;
 use crate::boot::FileFacts;
 
 pub fn write_json<W: Write + ?Sized>(report: &Report, out: &mut W) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, report)?;
+    crate::text::to_json_pretty(&mut *out, report)?;
     writeln!(out)
 }
 
@@ -31,7 +31,7 @@ pub fn write_jsonl<W: Write + ?Sized>(report: &Report, out: &mut W) -> io::Resul
             control_set: report.control_set.used,
             provenance: &report.provenance,
         };
-        serde_json::to_writer(&mut *out, &line)?;
+        crate::text::to_json_line(&mut *out, &line)?;
         writeln!(out)?;
     }
     Ok(())
@@ -59,10 +59,31 @@ pub const CSV_HEADER: [&str; 18] = [
     "session_manager_last_written_utc",
 ];
 
-/// One row per operation (RFC 4180 quoting).
+/// One row, every cell neutralised for spreadsheets ([`crate::text::csv_cell`]).
+pub(super) fn write_cells<W: Write, S: AsRef<str>>(
+    writer: &mut csv::Writer<W>,
+    cells: &[S],
+) -> io::Result<()> {
+    struct Cell<'a>(std::borrow::Cow<'a, str>);
+    impl AsRef<[u8]> for Cell<'_> {
+        fn as_ref(&self) -> &[u8] {
+            self.0.as_bytes()
+        }
+    }
+    writer
+        .write_record(
+            cells
+                .iter()
+                .map(|c| Cell(crate::text::csv_cell(c.as_ref()))),
+        )
+        .map_err(io::Error::from)
+}
+
+/// One row per operation (RFC 4180 quoting; cells that would start a formula get a `'`).
 pub fn write_csv<W: Write + ?Sized>(report: &Report, out: &mut W) -> io::Result<()> {
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record(CSV_HEADER)?;
+    let mut record = Vec::with_capacity(CSV_HEADER.len());
     let text = |v: Option<String>| v.unwrap_or_default();
     let path = |facts: &Option<Arc<FileFacts>>| text(facts.as_ref().map(|f| f.path.to_string()));
     let version_string = |facts: &Option<Arc<FileFacts>>| {
@@ -74,7 +95,8 @@ pub fn write_csv<W: Write + ?Sized>(report: &Report, out: &mut W) -> io::Result<
     };
     for report_op in report.operations.iter() {
         let (op, outcome) = (report_op.operation, report_op.outcome);
-        writer.write_record([
+        record.clear();
+        record.extend([
             op.index.to_string(),
             op.value.to_string(),
             serde_plain(&op.action),
@@ -93,13 +115,14 @@ pub fn write_csv<W: Write + ?Sized>(report: &Report, out: &mut W) -> io::Result<
             report.control_set.used.to_string(),
             report.provenance.started.clone(),
             text(report.provenance.session_manager_last_written.clone()),
-        ])?;
+        ]);
+        write_cells(&mut writer, &record)?;
     }
     writer.flush()
 }
 
 pub fn write_yaml<W: Write + ?Sized>(report: &Report, out: &mut W) -> io::Result<()> {
-    let text = serde_saphyr::to_string(report).map_err(io::Error::other)?;
+    let text = crate::text::to_yaml(report)?;
     out.write_all(text.as_bytes())
 }
 

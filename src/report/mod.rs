@@ -104,6 +104,10 @@ pub struct HiveSection {
     /// A dirty hive whose transaction logs were applied: the report reads the recovered hive,
     /// as Windows will see it at the next boot.
     pub recovered: bool,
+    /// The hive as read may miss writes Windows made: dirty and not recovered, or recovered
+    /// while one of its logs could not be read or was rejected for what it holds. A gate
+    /// treats it as not examined (exit status 2) unless `--allow-dirty`.
+    pub incomplete: bool,
     /// Transaction logs that contributed to the recovered hive.
     pub logs_applied: Vec<LogReport>,
     /// Logs examined but not used, each with why.
@@ -379,9 +383,36 @@ pub mod exit {
 }
 
 impl Report {
+    /// See [`HiveSection::incomplete`].
+    pub fn hive_incomplete(&self) -> bool {
+        self.hive.incomplete
+    }
+
+    /// Why the exit status is 2 although the report was written, if it is.
+    pub fn not_examined_because(&self, allow_dirty: bool) -> Option<String> {
+        let hive = &self.hive;
+        if hive.incomplete && !allow_dirty {
+            let has = |code: &str| self.findings.iter().any(|f| f.code == code);
+            let why = if has("logs-ignored") {
+                "--no-logs was given, so its transaction logs were not applied"
+            } else if has("logs-missing") {
+                "no transaction log was found beside it"
+            } else if !hive.recovered {
+                "no transaction log could be applied"
+            } else {
+                "a transaction log beside it could not be read or was rejected, so the recovered hive may miss writes"
+            };
+            return Some(format!(
+                "the hive is dirty (sequence numbers {} and {}) and {why}. Use --allow-dirty to accept the answer from the hive as it was read",
+                hive.primary_sequence, hive.secondary_sequence
+            ));
+        }
+        None
+    }
+
     /// The exit status for this report.
     pub fn exit_status(&self, fail_on: &FailOn, allow_dirty: bool) -> u8 {
-        if self.hive.dirty && !self.hive.recovered && !allow_dirty {
+        if self.hive.incomplete && !allow_dirty {
             return exit::NOT_EXAMINED;
         }
         let failing = match fail_on {

@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use super::Report;
 use crate::boot::{FileFacts, Verdict};
 use crate::queue::Action;
+use crate::text::shown;
 use crate::Severity;
 
 /// Presentation options of the table.
@@ -47,7 +48,7 @@ pub fn write_table<W: Write + ?Sized>(
         report.tool.name, report.tool.version
     )?;
     writeln!(out)?;
-    writeln!(out, "Hive         {}", hive.path)?;
+    writeln!(out, "Hive         {}", shown(&hive.path))?;
     let state = match (hive.dirty, hive.recovered) {
         (false, _) => "clean".to_string(),
         (true, true) => "dirty on disk, recovered with its transaction logs".to_string(),
@@ -69,7 +70,7 @@ pub fn write_table<W: Write + ?Sized>(
         writeln!(
             out,
             "             log {}: {} entr{} applied, {} skipped",
-            log.path,
+            shown(&log.path),
             log.entries_applied,
             if log.entries_applied == 1 { "y" } else { "ies" },
             log.entries_skipped
@@ -77,7 +78,8 @@ pub fn write_table<W: Write + ?Sized>(
     }
     for log in &hive.logs_not_applied {
         let why = log.notes.first().map_or("", String::as_str);
-        writeln!(out, "             log {}: not applied: {why}", log.path)?;
+        // The notes say "not applied: ..." themselves.
+        writeln!(out, "             log {}: {}", shown(&log.path), shown(why))?;
     }
     let cs = &report.control_set;
     let show = |v: Option<u32>| v.map_or("-".to_string(), |n| n.to_string());
@@ -103,10 +105,15 @@ pub fn write_table<W: Write + ?Sized>(
     for (i, volume) in report.volumes.iter().enumerate() {
         let label = if i == 0 { "Volumes" } else { "" };
         let was = match &volume.mounted_device {
-            Some(identity) => format!("  (MountedDevices: {identity})"),
+            Some(identity) => format!("  (MountedDevices: {})", shown(&identity.to_string())),
             None => String::new(),
         };
-        writeln!(out, "{label:<12} {} {}{was}", volume.name, volume.path)?;
+        writeln!(
+            out,
+            "{label:<12} {} {}{was}",
+            shown(&volume.name),
+            shown(&volume.path)
+        )?;
     }
     for other in &report.other_control_sets {
         if other.damage.is_some() {
@@ -138,7 +145,7 @@ pub fn write_table<W: Write + ?Sized>(
                 Severity::Warning => style.paint("warning", "33"),
                 Severity::Info => "note".to_string(),
             };
-            writeln!(out, "{label}: {}", finding.message)?;
+            writeln!(out, "{label}: {}", shown(&finding.message))?;
         }
     }
 
@@ -153,7 +160,7 @@ pub fn write_table<W: Write + ?Sized>(
             Action::Rename => "rename".to_string(),
             Action::Delete => "delete".to_string(),
         };
-        action.push_str(&format!("  ({} #{})", op.value, op.string_index));
+        action.push_str(&format!("  ({} #{})", shown(&op.value), op.string_index));
         writeln!(
             out,
             "#{:<4} {} {action}",
@@ -168,23 +175,23 @@ pub fn write_table<W: Write + ?Sized>(
             },
             None => String::new(),
         };
-        writeln!(out, "      from  {}", op.source.stored)?;
+        writeln!(out, "      from  {}", shown(&op.source.stored))?;
         if outcome.source_file.is_some() {
-            writeln!(out, "            {}", version(&outcome.source_file))?;
+            writeln!(out, "            {}", shown(&version(&outcome.source_file)))?;
         }
         if let Some(dest) = &op.destination {
-            writeln!(out, "      to    {}", dest.stored)?;
+            writeln!(out, "      to    {}", shown(&dest.stored))?;
             if outcome.target_file.is_some() {
                 writeln!(
                     out,
                     "            on disk: {}",
-                    version(&outcome.target_file)
+                    shown(&version(&outcome.target_file))
                 )?;
             }
         }
-        writeln!(out, "      why   {}", outcome.reason)?;
+        writeln!(out, "      why   {}", shown(&outcome.reason.to_string()))?;
         for note in op.notes() {
-            writeln!(out, "      note  {note}")?;
+            writeln!(out, "      note  {}", shown(note))?;
         }
     }
 

@@ -8,6 +8,7 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use super::{exit, Format, Style, Tool};
+use crate::text::shown;
 use crate::verify::State;
 use crate::version::FileVersion;
 
@@ -122,13 +123,13 @@ pub fn write_verify(
     match format {
         Format::Table => write_verify_table(report, style, out),
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, report)?;
+            crate::text::to_json_pretty(&mut *out, report)?;
             writeln!(out)
         }
         Format::Jsonl => write_verify_jsonl(report, out),
         Format::Csv => write_verify_csv(report, out),
         Format::Yaml => {
-            let text = serde_saphyr::to_string(report).map_err(io::Error::other)?;
+            let text = crate::text::to_yaml(report)?;
             out.write_all(text.as_bytes())
         }
     }
@@ -152,7 +153,7 @@ fn write_verify_jsonl(report: &VerifyReport, out: &mut dyn Write) -> io::Result<
             baseline_path: &report.baseline.path,
             baseline_sha256: &report.baseline.sha256,
         };
-        serde_json::to_writer(&mut *out, &line)?;
+        crate::text::to_json_line(&mut *out, &line)?;
         writeln!(out)?;
     }
     Ok(())
@@ -178,18 +179,21 @@ fn write_verify_csv(report: &VerifyReport, out: &mut dyn Write) -> io::Result<()
     writer.write_record(VERIFY_CSV_HEADER)?;
     let text = |v: Option<String>| v.unwrap_or_default();
     for entry in &report.entries {
-        writer.write_record([
-            entry.path.clone(),
-            text(entry.expected_min_version.map(|v| v.to_string())),
-            text(entry.expected_sha256.clone()),
-            entry.state.to_string(),
-            text(entry.found_version.map(|v| v.to_string())),
-            text(entry.found_path.clone()),
-            text(entry.sha256.clone()),
-            entry.reason.clone(),
-            text(entry.size.map(|s| s.to_string())),
-            entry.baseline_line.to_string(),
-        ])?;
+        super::machine::write_cells(
+            &mut writer,
+            &[
+                entry.path.clone(),
+                text(entry.expected_min_version.map(|v| v.to_string())),
+                text(entry.expected_sha256.clone()),
+                entry.state.to_string(),
+                text(entry.found_version.map(|v| v.to_string())),
+                text(entry.found_path.clone()),
+                text(entry.sha256.clone()),
+                entry.reason.clone(),
+                text(entry.size.map(|s| s.to_string())),
+                entry.baseline_line.to_string(),
+            ],
+        )?;
     }
     writer.flush()
 }
@@ -214,13 +218,14 @@ fn write_verify_table(report: &VerifyReport, style: Style, out: &mut dyn Write) 
     writeln!(
         out,
         "Root       {} (system drive {})",
-        report.root, report.system_drive
+        shown(&report.root),
+        report.system_drive
     )?;
     let baseline = &report.baseline;
     writeln!(
         out,
         "Baseline   {} (format {}, {} entr{}), sha256 {}",
-        baseline.path,
+        shown(&baseline.path),
         baseline.format,
         baseline.entries,
         if baseline.entries == 1 { "y" } else { "ies" },
@@ -231,7 +236,12 @@ fn write_verify_table(report: &VerifyReport, style: Style, out: &mut dyn Write) 
         writeln!(out, "The baseline lists no files.")?;
     }
     for entry in &report.entries {
-        writeln!(out, "{} {}", paint_state(style, entry.state), entry.path)?;
+        writeln!(
+            out,
+            "{} {}",
+            paint_state(style, entry.state),
+            shown(&entry.path)
+        )?;
         let mut facts = Vec::new();
         match (entry.found_version, &entry.found_path) {
             (Some(version), _) => facts.push(format!("found {version}")),
@@ -248,9 +258,9 @@ fn write_verify_table(report: &VerifyReport, style: Style, out: &mut dyn Write) 
         }
         writeln!(out, "{:<13} {}", "", facts.join(", "))?;
         if entry.state != State::Ok {
-            writeln!(out, "{:<13} why   {}", "", entry.reason)?;
+            writeln!(out, "{:<13} why   {}", "", shown(&entry.reason))?;
             if let Some(path) = &entry.found_path {
-                writeln!(out, "{:<13} at    {path}", "")?;
+                writeln!(out, "{:<13} at    {}", "", shown(path))?;
             }
         }
     }

@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 
 use super::Style;
+use crate::text::{escaped, shown};
 use crate::version::VersionEntry;
 
 pub fn write_versions_table(
@@ -12,7 +13,7 @@ pub fn write_versions_table(
 ) -> io::Result<()> {
     let width = entries
         .iter()
-        .map(|e| e.path.chars().count())
+        .map(|e| escaped(&e.path).chars().count())
         .max()
         .unwrap_or(4)
         .max(4);
@@ -26,14 +27,16 @@ pub fn write_versions_table(
             |v: Option<crate::version::FileVersion>| v.map_or("-".into(), |v| v.to_string());
         let format = entry.pe_format.map_or("-".into(), |f| f.to_string());
         let tail = match (&entry.error, &entry.unversioned_reason) {
-            (Some(error), _) => style.paint(&format!("error: {error}"), "31"),
-            (None, Some(reason)) => style.paint(&format!("unversioned: {reason}"), "33"),
-            (None, None) => entry.file_version_string.clone().unwrap_or_default(),
+            (Some(error), _) => style.paint(&format!("error: {}", shown(error)), "31"),
+            (None, Some(reason)) => style.paint(&format!("unversioned: {}", shown(reason)), "33"),
+            (None, None) => {
+                escaped(entry.file_version_string.as_deref().unwrap_or_default()).into_owned()
+            }
         };
         writeln!(
             out,
             "{:<width$}  {:<6}  {:<23}  {:<23}  {tail}",
-            entry.path,
+            escaped(&entry.path),
             format,
             version(entry.file_version),
             version(entry.product_version),
@@ -43,6 +46,6 @@ pub fn write_versions_table(
 }
 
 pub fn write_versions_json(entries: &[VersionEntry], out: &mut dyn Write) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, entries)?;
+    crate::text::to_json_pretty(&mut *out, entries)?;
     writeln!(out)
 }
