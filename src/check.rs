@@ -18,7 +18,7 @@ use crate::report::{
     time, ControlSetSection, HiveSection, InputFile, LogReport, MountedDeviceSection, Operations,
     OtherControlSet, Provenance, Report, Summary, Tool, ValueSize, VolumeSection,
 };
-use crate::volume::{fold, DirVolume, EntryKind, PathKey, Volumes};
+use crate::volume::{fold, DirVolume, EntryKind, PathKey, Problem, Volumes};
 use crate::Finding;
 
 /// What to hash (`--hash`).
@@ -86,7 +86,7 @@ impl CheckOptions {
                 dir,
             );
         }
-        if let Some(hive) = &self.hive {
+        if let Some(hive) = self.hive.as_deref().filter(|h| !hive::is_stdin(h)) {
             evidence.file(hive);
             if let Some(folder) = hive.parent().filter(|p| !p.as_os_str().is_empty()) {
                 evidence.folder("the hive's folder", folder);
@@ -278,6 +278,8 @@ impl Inspection {
             },
         );
         let operations = Operations::new(operations, replay.outcomes);
+        let mut findings = self.findings;
+        let not_examined = volume_problems(&volumes, &mut findings);
         Report {
             tool: Tool::default(),
             provenance: self.provenance,
@@ -313,7 +315,8 @@ impl Inspection {
             operations,
             files: replay.changes,
             other_control_sets: self.other_control_sets,
-            findings: self.findings,
+            findings,
+            not_examined,
         }
     }
 }
@@ -408,6 +411,43 @@ fn directory(dir: &Path, what: String) -> Result<Box<DirVolume>, CheckError> {
         });
     }
     Ok(Box::new(DirVolume::new(dir)))
+}
+
+/// What the volumes could not give the replay, as warnings; returns the paths concerned (each
+/// one keeps the report from passing a gate).
+fn volume_problems(volumes: &Volumes, findings: &mut Vec<Finding>) -> Vec<String> {
+    let mut not_examined = Vec::new();
+    for problem in volumes.problems() {
+        match problem {
+            Problem::Unreadable { path, error } => {
+                findings.push(Finding::warning(
+                    "file-unreadable",
+                    format!("cannot read {path}: {error}; the operations that involve it could not be judged, so the image was not fully examined"),
+                ));
+                not_examined.push(path);
+            }
+            Problem::Undecodable { folder, name } => {
+                findings.push(Finding::warning(
+                    "name-undecodable",
+                    format!("a queue name could be {name} in {folder}, a name that is not valid Unicode on this host (a copied or Latin-1 tree?), so it cannot be compared as Windows would; the operation is unresolved"),
+                ));
+                not_examined.push(format!("{folder} ({name})"));
+            }
+        }
+    }
+    for (folder, count) in volumes.undecodable_folders() {
+        findings.push(Finding::warning(
+            "names-undecodable",
+            format!(
+                "{folder} holds {count} name{} that {} not valid Unicode on this host: Windows names are UTF-16, so the tree was probably copied through another encoding; queue names that could be them are unresolved",
+                if count == 1 { "" } else { "s" },
+                if count == 1 { "is" } else { "are" }
+            ),
+        ));
+    }
+    not_examined.sort();
+    not_examined.dedup();
+    not_examined
 }
 
 /// Volume GUID -> drive letter: the GUID and the letter name the same volume in MountedDevices.

@@ -165,25 +165,108 @@ fn bytemuck_words(words: &[u64]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), words.len() * 8) }
 }
 
-/// Opens a file for reading only. On Linux it asks for `O_NOATIME` first, so that reading
-/// evidence does not change its access time, and falls back to a plain read-only open when the
-/// kernel refuses (O_NOATIME needs file ownership or CAP_FOWNER).
-#[cfg(not(windows))]
-pub fn open_read_only(path: &Path) -> io::Result<File> {
-    #[cfg(target_os = "linux")]
+/// Why an input that must be a regular file is refused: reading a FIFO or a socket blocks
+/// until a writer comes (forever, for evidence), a character device never ends, and a
+/// directory has no bytes to read.
+#[derive(Debug, thiserror::Error)]
+#[error("not a regular file: it is {kind}")]
+pub struct NotAFile {
+    pub kind: &'static str,
+}
+
+impl NotAFile {
+    fn check(meta: &std::fs::Metadata) -> io::Result<()> {
+        if meta.is_file() {
+            return Ok(());
+        }
+        let kind = file_kind(meta);
+        Err(io::Error::new(io::ErrorKind::InvalidInput, NotAFile { kind }))
+    }
+}
+
+/// What a non-regular file is, in words.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    let file_type = meta.file_type();
+    if file_type.is_dir() {
+        return "a directory";
+    }
+    #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt;
-        match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOATIME)
-            .open(path)
-        {
-            Ok(file) => return Ok(file),
-            Err(err) if err.raw_os_error() == Some(libc::EPERM) => {}
-            Err(err) => return Err(err),
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+        if file_type.is_char_device() {
+            return "a character device";
+        }
+        if file_type.is_block_device() {
+            return "a block device";
         }
     }
-    std::fs::OpenOptions::new().read(true).open(path)
+    "not a regular file"
+}
+
+/// Opens a file for reading only, and only a regular file (see [`NotAFile`]), asked of the
+/// path before the open and of the descriptor after it. On Unix the open does not wait (`O_NONBLOCK`: opening a FIFO for reading would block until a writer
+/// opens it) and takes no controlling terminal; the check on the descriptor means a path
+/// swapped between the two cannot slip through. On Linux it asks for `O_NOATIME`
+/// first, so that reading evidence does not change its access time, and falls back to a plain
+/// read-only open when the kernel refuses (O_NOATIME needs file ownership or CAP_FOWNER).
+#[cfg(not(windows))]
+pub fn open_read_only(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = |extra: libc::c_int| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | extra)
+            .open(path)
+    };
+    // Asked of the path first: opening some devices acts on them (a tape rewinds), and a
+    // socket cannot be opened at all.
+    NotAFile::check(&std::fs::metadata(path)?)?;
+    #[cfg(target_os = "linux")]
+    let opened = match open(libc::O_NOATIME) {
+        Err(err) if err.raw_os_error() == Some(libc::EPERM) => open(0),
+        other => other,
+    };
+    #[cfg(not(target_os = "linux"))]
+    let opened = open(0);
+    let file = opened?;
+    NotAFile::check(&file.metadata()?)?;
+    // Back to blocking reads (no effect on a regular file, but no surprise either).
+    {
+        use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        // SAFETY: fcntl on a descriptor we own, with flag arguments only.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+            }
+        }
+    }
+    Ok(file)
+}
+
+/// The largest hive read from standard input (`--hive -`): more than any real hive (SYSTEM
+/// hives are tens to hundreds of megabytes; the format's limit is 4 GiB).
+pub const STDIN_LIMIT: u64 = 4 << 30;
+
+/// Reads standard input whole into memory, up to `limit` bytes: for a hive piped in
+/// (`--hive -`), which cannot be mapped.
+pub fn read_stdin(limit: u64) -> io::Result<Evidence> {
+    let mut data = Vec::new();
+    io::stdin().lock().take(limit + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!("standard input holds more than {limit} bytes, more than a hive can be; save it to a file and pass that"),
+        ));
+    }
+    Ok(Evidence::from_vec(PathBuf::from("-"), data))
 }
 
 /// Opens a file for reading only: read access (GENERIC_READ) and nothing else, sharing read,
@@ -203,10 +286,13 @@ pub fn open_read_only(path: &Path) -> io::Result<File> {
     use windows_sys::Win32::Storage::FileSystem::{
         FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
     };
-    std::fs::OpenOptions::new()
+    NotAFile::check(&std::fs::metadata(path)?)?;
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE)
-        .open(path)
+        .open(path)?;
+    NotAFile::check(&file.metadata()?)?;
+    Ok(file)
 }
 
 /// What a folder entry is, as [`list_dir`] reports it (links are not followed).
@@ -423,6 +509,34 @@ mod tests {
         assert_eq!(got, expected);
         assert!(list_dir(&dir.path().join("file")).is_err());
         assert!(list_dir(&dir.path().join("missing")).is_err());
+    }
+
+    /// A FIFO with no writer, a socket, a character device and a directory are refused at
+    /// once, without blocking and without reading.
+    #[cfg(unix)]
+    #[test]
+    fn what_is_not_a_regular_file_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let socket = dir.path().join("socket");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let cases = [
+            (fifo.as_path(), "a FIFO (named pipe)"),
+            (socket.as_path(), "a socket"),
+            (Path::new("/dev/zero"), "a character device"),
+            (dir.path(), "a directory"),
+        ];
+        for (path, kind) in cases {
+            let err = Evidence::open(path).unwrap_err();
+            let refused = err
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<NotAFile>())
+                .unwrap_or_else(|| panic!("{}: {err}", path.display()));
+            assert_eq!(refused.kind, kind, "{}", path.display());
+        }
     }
 
     #[test]

@@ -64,6 +64,13 @@ pub enum FixError {
         help("`nextboot check` on the same inputs shows the warnings; --allow-dirty accepts the hive as it was read")
     )]
     Dirty,
+
+    #[error("the check could not read or compare {what}, so a fix could miss a downgrade. Nothing written")]
+    #[diagnostic(
+        code(nextboot::fix::not_examined),
+        help("`nextboot check` on the same inputs names each one in a warning; make them readable (permissions, a copy that keeps the names) and run fix again")
+    )]
+    NotExamined { what: String },
 }
 
 /// Where the admin loads the offline SYSTEM hive: `HKLM\NAME` or `HKU\NAME` (`--load-key`),
@@ -151,6 +158,13 @@ pub fn run(
     let plan = plan(options)?;
     if plan.after.hive_incomplete() && !allow_dirty {
         return Err(FixError::Dirty);
+    }
+    if let Some(first) = plan.after.not_examined.first() {
+        let what = match plan.after.not_examined.len() {
+            1 => first.clone(),
+            n => format!("{first} and {} more", n - 1),
+        };
+        return Err(FixError::NotExamined { what });
     }
     output.write(&reg_bytes(&plan, load_key))?;
     Ok(plan)

@@ -60,9 +60,11 @@ pub fn recover(hive_path: &Path, logs: &LogChoice, out: &Path) -> Result<Recover
         source,
     };
     let mut evidence = Evidence::default();
-    evidence.file(hive_path);
-    let folder = hive_path.parent().filter(|p| !p.as_os_str().is_empty());
-    evidence.folder("the hive's folder", folder.unwrap_or(Path::new(".")));
+    if !hive::is_stdin(hive_path) {
+        evidence.file(hive_path);
+        let folder = hive_path.parent().filter(|p| !p.as_os_str().is_empty());
+        evidence.folder("the hive's folder", folder.unwrap_or(Path::new(".")));
+    }
     if let LogChoice::Files(files) = logs {
         for log in files {
             evidence.file(log);

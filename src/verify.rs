@@ -371,9 +371,12 @@ impl Baseline {
     /// Reads and checks a baseline file.
     pub fn read(path: &Path) -> Result<Baseline, VerifyError> {
         let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| VerifyError::BaselineUnreadable {
-            path: shown.clone(),
-            source,
+        // Through the evidence reader: a FIFO or a device is refused, not waited on.
+        let bytes = crate::evidence::Evidence::open(path).map_err(|source| {
+            VerifyError::BaselineUnreadable {
+                path: shown.clone(),
+                source,
+            }
         })?;
         Baseline::parse(&bytes, &shown)
     }

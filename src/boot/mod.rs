@@ -49,6 +49,10 @@ pub struct FileFacts {
     /// Why there is no comparable version (not a PE, no version resource, unreadable...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unversioned_reason: Option<Box<str>>,
+    /// The file exists but could not be opened or read (permissions, an I/O error): its
+    /// version is unknown, and the check cannot pass a gate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_error: Option<Box<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<Box<str>>,
 }
@@ -287,6 +291,7 @@ fn read_facts(volumes: &Volumes, content: &Content, options: ReplayOptions) -> F
         file_version_string: None,
         pe_format: None,
         unversioned_reason: None,
+        read_error: None,
         sha256: None,
     };
     let mount = content.origin.mount();
@@ -300,6 +305,7 @@ fn read_facts(volumes: &Volumes, content: &Content, options: ReplayOptions) -> F
         Ok(evidence) => evidence,
         Err(err) => {
             facts.unversioned_reason = Some(format!("cannot read the file: {err}").into());
+            facts.read_error = Some(err.to_string().into());
             return facts;
         }
     };

@@ -156,6 +156,11 @@ pub(super) fn final_writer(
     }
     if let Some(disk) = on_disk {
         let missing = |facts: Option<&FileFacts>, which: &str| {
+            if let Some(err) = facts.and_then(|f| f.read_error.as_deref()) {
+                return Reason::Text(
+                    format!("{which} exists but cannot be read ({err}), so this operation could not be judged").into(),
+                );
+            }
             let reason = facts
                 .and_then(|f| f.unversioned_reason.as_deref())
                 .unwrap_or("no version");
@@ -205,6 +210,7 @@ mod tests {
             file_version_string: None,
             pe_format: None,
             unversioned_reason: version.is_none().then(|| "no version resource".into()),
+            read_error: None,
             sha256: None,
         }
     }

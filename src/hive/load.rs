@@ -64,11 +64,19 @@ impl LoadedHive {
 /// Opens a hive and, when it is dirty, applies its transaction logs as Windows would at load
 /// time. A log that is corrupt, stale or from another hive is skipped with a note; only a
 /// hive that cannot be read at all is an error.
+///
+/// The path `-` is standard input, read whole into memory (bounded by
+/// [`crate::evidence::STDIN_LIMIT`]); such a hive has no folder, so its logs must be named.
 pub fn load(path: &Path, logs: &LogChoice) -> Result<LoadedHive, HiveError> {
-    let primary = Evidence::open(path).map_err(|source| HiveError::Unreadable {
+    let unreadable = |source| HiveError::Unreadable {
         path: path.display().to_string(),
         source,
-    })?;
+    };
+    let primary = if is_stdin(path) {
+        crate::evidence::read_stdin(crate::evidence::STDIN_LIMIT).map_err(unreadable)?
+    } else {
+        Evidence::open(path).map_err(unreadable)?
+    };
     let base = BaseBlock::parse(&primary)?;
     let mut loaded = LoadedHive {
         path: path.to_path_buf(),
@@ -110,13 +118,15 @@ pub fn load(path: &Path, logs: &LogChoice) -> Result<LoadedHive, HiveError> {
         }
     }
     if opened.is_empty() {
-        loaded.findings.push(Finding::warning(
-            "logs-missing",
-            format!(
+        let message = match logs {
+            LogChoice::Files(_) => "none of the transaction logs given could be read".to_string(),
+            _ if is_stdin(path) => "the hive is dirty and came from standard input, which has no folder to find its transaction logs in: name them with --log FILE".to_string(),
+            _ => format!(
                 "no transaction log found beside {} (looked for .LOG1, .LOG2, .LOG in any case)",
                 path.display()
             ),
-        ));
+        };
+        loaded.findings.push(Finding::warning("logs-missing", message));
         return Ok(loaded);
     }
     let files: Vec<LogFile<'_>> = opened
@@ -159,8 +169,16 @@ pub fn load(path: &Path, logs: &LogChoice) -> Result<LoadedHive, HiveError> {
     Ok(loaded)
 }
 
+/// Whether a hive path names standard input (`--hive -`).
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
 /// `SYSTEM.LOG1`, `SYSTEM.LOG2`, `SYSTEM.LOG` in the hive's folder, any case, in that order.
 pub fn logs_beside(hive: &Path) -> Vec<PathBuf> {
+    if is_stdin(hive) {
+        return Vec::new();
+    }
     let (Some(dir), Some(name)) = (hive.parent(), hive.file_name()) else {
         return Vec::new();
     };

@@ -14,7 +14,7 @@ mod mounted_devices;
 
 pub use base_block::{checksum, BaseBlock, BASE_BLOCK_SIZE};
 pub use control_set::{ControlSetChoice, Select};
-pub use load::{load, logs_beside, LoadedHive, LogChoice};
+pub use load::{is_stdin, load, logs_beside, LoadedHive, LogChoice};
 pub use mounted_devices::{MountedDevice, VolumeIdentity};
 
 use miette::Diagnostic;
@@ -36,7 +36,10 @@ const SESSION_MANAGER: &str = "Control\\Session Manager";
 #[derive(Debug, Error, Diagnostic)]
 pub enum HiveError {
     #[error("cannot read the hive {path}")]
-    #[diagnostic(code(nextboot::hive::unreadable))]
+    #[diagnostic(
+        code(nextboot::hive::unreadable),
+        help("a hive is a regular file (FIFOs and devices are refused, never waited on); to read one from a pipe, give --hive -")
+    )]
     Unreadable {
         path: String,
         #[source]

@@ -49,6 +49,9 @@ pub struct Report {
     /// Queues of the other control sets, never mixed into `operations`.
     pub other_control_sets: Vec<OtherControlSet>,
     pub findings: Vec<Finding>,
+    /// Files and folders the check needed but could not read or compare (each is also a
+    /// warning finding): a report with any exits 2, after it is written.
+    pub not_examined: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -390,6 +393,16 @@ impl Report {
 
     /// Why the exit status is 2 although the report was written, if it is.
     pub fn not_examined_because(&self, allow_dirty: bool) -> Option<String> {
+        if let Some(first) = self.not_examined.first() {
+            let more = match self.not_examined.len() {
+                1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            };
+            return Some(format!(
+                "the check needed {}{more} and could not read or compare it (see the warnings), so the image was not fully examined",
+                crate::text::shown(first)
+            ));
+        }
         let hive = &self.hive;
         if hive.incomplete && !allow_dirty {
             let has = |code: &str| self.findings.iter().any(|f| f.code == code);
@@ -412,7 +425,7 @@ impl Report {
 
     /// The exit status for this report.
     pub fn exit_status(&self, fail_on: &FailOn, allow_dirty: bool) -> u8 {
-        if self.hive.incomplete && !allow_dirty {
+        if !self.not_examined.is_empty() || (self.hive.incomplete && !allow_dirty) {
             return exit::NOT_EXAMINED;
         }
         let failing = match fail_on {

@@ -48,7 +48,11 @@ pub fn write_table<W: Write + ?Sized>(
         report.tool.name, report.tool.version
     )?;
     writeln!(out)?;
-    writeln!(out, "Hive         {}", shown(&hive.path))?;
+    if crate::hive::is_stdin(std::path::Path::new(&hive.path)) {
+        writeln!(out, "Hive         - (standard input)")?;
+    } else {
+        writeln!(out, "Hive         {}", shown(&hive.path))?;
+    }
     let state = match (hive.dirty, hive.recovered) {
         (false, _) => "clean".to_string(),
         (true, true) => "dirty on disk, recovered with its transaction logs".to_string(),

@@ -248,6 +248,10 @@ struct Listing {
     has_twins: bool,
     /// Folded short name -> entry, when the volume records short names; filled on first need.
     short: OnceLock<Option<HashMap<String, usize>>>,
+    /// Entries whose on-disk name is not valid Unicode (bytes that are not UTF-8 on a Unix
+    /// host: a tree copied from a Latin-1 file system): their folded names are lossy, so
+    /// a queue name that is not found could still be one of them.
+    undecodable: Box<[u32]>,
 }
 
 const FREE: u32 = u32::MAX;
@@ -263,7 +267,11 @@ impl Listing {
     fn new(dir: Vec<OsString>, entries: Vec<DirEntry>) -> Listing {
         let mut folded = String::new();
         let mut folded_ends = Vec::with_capacity(entries.len());
-        for entry in &entries {
+        let mut undecodable = Vec::new();
+        for (index, entry) in entries.iter().enumerate() {
+            if entry.name.to_str().is_none() {
+                undecodable.push(index as u32);
+            }
             folded.extend(entry.name.to_string_lossy().chars().map(fold_char));
             folded_ends.push(folded.len() as u32);
         }
@@ -277,6 +285,7 @@ impl Listing {
             slots: Box::new([]),
             has_twins: false,
             short: OnceLock::new(),
+            undecodable: undecodable.into_boxed_slice(),
         };
         let mut order: Vec<u32> = (0..listing.entries.len() as u32).collect();
         // Stable: names that fold alike stay in listing order.
@@ -340,6 +349,15 @@ impl Listing {
         }
     }
 
+    /// An undecodable entry whose name could be `folded` (each undecodable part of its name
+    /// standing for one character or more), if there is one.
+    fn could_be_undecodable(&self, folded: &str) -> Option<u32> {
+        self.undecodable.iter().copied().find(|&index| {
+            let lossy = self.folded_name(index);
+            could_be(lossy.split(char::REPLACEMENT_CHARACTER), folded)
+        })
+    }
+
     /// Each folded name once.
     fn folded_names(&self) -> impl Iterator<Item = &str> {
         let mut previous = None;
@@ -348,6 +366,45 @@ impl Listing {
             (previous.replace(name) != Some(name)).then_some(name)
         })
     }
+}
+
+/// Whether `text` can be the pieces joined with one or more characters between each two:
+/// a name with undecodable runs (the gaps) that could spell `text`.
+fn could_be<'a>(mut pieces: impl Iterator<Item = &'a str>, text: &str) -> bool {
+    let Some(first) = pieces.next() else {
+        return false;
+    };
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let pieces: Vec<&str> = pieces.collect();
+    let Some((last, middle)) = pieces.split_last() else {
+        return rest.is_empty();
+    };
+    for piece in middle {
+        // At least one character for the gap before the piece, then the piece.
+        let Some(gap) = rest.chars().next() else {
+            return false;
+        };
+        match rest[gap.len_utf8()..].find(piece) {
+            Some(at) => rest = &rest[gap.len_utf8() + at + piece.len()..],
+            None => return false,
+        }
+    }
+    rest.len() > last.len()
+        && rest.ends_with(last)
+        && rest[..rest.len() - last.len()].chars().next().is_some()
+}
+
+/// Something on a volume that the check needed and could not read or compare: each one is a
+/// finding, and the report cannot pass a gate.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Problem {
+    /// A file or folder that could not be opened, read or listed.
+    Unreadable { path: String, error: String },
+    /// A name of the queue not found in a folder that holds a name which is not valid
+    /// Unicode and could be it.
+    Undecodable { folder: String, name: String },
 }
 
 /// Where a walk from a volume root has got to.
@@ -410,6 +467,7 @@ pub struct Volumes {
     volume_guids: HashMap<String, char>,
     listings: Mutex<ListingCache>,
     folders: Mutex<FolderCache>,
+    problems: Mutex<std::collections::BTreeSet<Problem>>,
 }
 
 impl Volumes {
@@ -424,6 +482,7 @@ impl Volumes {
             volume_guids: HashMap::new(),
             listings: Mutex::new(FxHashMap::default()),
             folders: Mutex::new(FxHashMap::default()),
+            problems: Mutex::new(Default::default()),
         }
     }
 
@@ -647,7 +706,19 @@ impl Volumes {
             Cow::Owned(fold(component))
         };
         match listing.find(&folded) {
-            [] => {}
+            [] => {
+                if let Some(index) = listing.could_be_undecodable(&folded) {
+                    let folder = where_();
+                    let name = listing.entries[index as usize].name.to_string_lossy();
+                    self.problem(Problem::Undecodable {
+                        folder: folder.clone(),
+                        name: name.clone().into_owned(),
+                    });
+                    return Err(Unresolved(format!(
+                        "{component} is not in {folder} under that name, but {folder} holds a name that is not valid Unicode and could be it ({name}, undecodable bytes shown as U+FFFD); Windows would compare the real name"
+                    )));
+                }
+            }
             [one] => return Ok(Some(*one as usize)),
             several => {
                 let spellings: Vec<String> = several
@@ -765,10 +836,45 @@ impl Volumes {
     }
 
     fn cannot_list(&self, mount: usize, dir: &[OsString], err: &io::Error) -> Unresolved {
-        Unresolved(format!(
-            "cannot list {}: {err}",
-            self.mounts[mount].display(dir)
-        ))
+        let path = self.mounts[mount].display(dir);
+        self.problem(Problem::Unreadable {
+            path: path.clone(),
+            error: err.to_string(),
+        });
+        Unresolved(format!("cannot list {path}: {err}"))
+    }
+
+    fn problem(&self, problem: Problem) {
+        self.problems
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(problem);
+    }
+
+    /// What the check needed from the volumes and could not read or compare, so far.
+    pub fn problems(&self) -> Vec<Problem> {
+        let problems = self.problems.lock().unwrap_or_else(|e| e.into_inner());
+        problems.iter().cloned().collect()
+    }
+
+    /// Folders listed so far that hold names which are not valid Unicode, with how many.
+    pub fn undecodable_folders(&self) -> Vec<(String, usize)> {
+        let mut folders: Vec<(String, usize)> = self
+            .cache()
+            .iter()
+            .flat_map(|(&mount, dirs)| {
+                dirs.values()
+                    .filter(|listing| !listing.undecodable.is_empty())
+                    .map(move |listing| {
+                        (
+                            self.mounts[mount as usize].display(&listing.dir),
+                            listing.undecodable.len(),
+                        )
+                    })
+            })
+            .collect();
+        folders.sort();
+        folders
     }
 
     /// What the disk holds at a key from [`Volumes::resolve`] (or built from one, such as its
@@ -831,9 +937,15 @@ impl Volumes {
         }
     }
 
-    /// Opens a file by its on-disk names (from [`DiskEntry::names`]).
+    /// Opens a file by its on-disk names (from [`DiskEntry::names`]). A file that cannot be
+    /// opened or read is also kept as a [`Problem`].
     pub fn open(&self, mount: usize, names: &[OsString]) -> io::Result<Evidence> {
-        self.mounts[mount].open(names)
+        self.mounts[mount].open(names).inspect_err(|err| {
+            self.problem(Problem::Unreadable {
+                path: self.display(mount, names),
+                error: err.to_string(),
+            })
+        })
     }
 
     pub fn display(&self, mount: usize, names: &[OsString]) -> String {
@@ -921,6 +1033,21 @@ mod tests {
             let err = volumes.resolve(path).unwrap_err();
             assert!(err.0.contains(advice), "{path}: {}", err.0);
         }
+    }
+
+    #[test]
+    fn undecodable_names_could_be_what_their_decodable_parts_allow() {
+        let pieces = |lossy: &'static str| lossy.split('\u{fffd}');
+        assert!(could_be(pieces("\u{fffd}BER.DLL"), "ÜBER.DLL"));
+        assert!(could_be(pieces("A\u{fffd}B\u{fffd}C.DLL"), "AXXBYC.DLL"));
+        assert!(could_be(pieces("A\u{fffd}"), "AB"));
+        assert!(!could_be(pieces("A\u{fffd}"), "A"));
+        assert!(!could_be(pieces("\u{fffd}BER.DLL"), "BER.DLL"));
+        assert!(!could_be(pieces("\u{fffd}BER.DLL"), "ÜBER.EXE"));
+        assert!(!could_be(pieces("A\u{fffd}B\u{fffd}C"), "ABC"));
+        assert!(!could_be(pieces("A\u{fffd}B\u{fffd}C"), "AXBC"));
+        assert!(could_be(pieces("X.DLL"), "X.DLL"));
+        assert!(!could_be(pieces("X.DLL"), "Y.DLL"));
     }
 
     #[test]
