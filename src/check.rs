@@ -124,12 +124,26 @@ pub enum CheckError {
     )]
     NotADirectory { what: String, path: String },
 
-    #[error("no SYSTEM hive under {root}")]
+    #[error("no SYSTEM hive under {root}: there is no {missing} (looked for Windows\\System32\\config\\SYSTEM, any case)")]
     #[diagnostic(
         code(nextboot::hive_not_found),
-        help("looked for Windows\\System32\\config\\SYSTEM (any case); is {root} the system volume? Otherwise pass the hive with --hive FILE")
+        help("is {root} the system volume? Otherwise pass the hive with --hive FILE")
     )]
-    HiveNotFound { root: String },
+    HiveNotFound { root: String, missing: String },
+
+    #[error("the SYSTEM hive under {root} cannot be used: {why}")]
+    #[diagnostic(
+        code(nextboot::hive_unusable),
+        help("pass the hive with --hive FILE if it is elsewhere, or fix what is named here")
+    )]
+    HiveUnusable { root: String, why: String },
+
+    #[error("{letter}: is given twice: ROOT is the system drive {letter}:, and --drive {letter}:={dir} names another volume for it")]
+    #[diagnostic(
+        code(nextboot::usage),
+        help("give the system volume once: as ROOT, or with --system-drive to give ROOT another letter")
+    )]
+    DriveTwice { letter: char, dir: String },
 
     #[error("cannot use the hive {path}")]
     #[diagnostic(code(nextboot::hive_invalid))]
@@ -388,6 +402,19 @@ fn hive_section(loaded: &LoadedHive, primary: &BaseBlock, hash: HashMode) -> Hiv
 }
 
 fn mount_volumes(options: &CheckOptions) -> Result<Volumes, CheckError> {
+    let system = options.system_drive.to_ascii_uppercase();
+    if let (Some(_), Some((letter, dir))) = (
+        &options.root,
+        options
+            .drives
+            .iter()
+            .find(|(d, _)| d.to_ascii_uppercase() == system),
+    ) {
+        return Err(CheckError::DriveTwice {
+            letter: letter.to_ascii_uppercase(),
+            dir: dir.display().to_string(),
+        });
+    }
     let mut volumes = Volumes::new(options.system_drive);
     if let Some(root) = &options.root {
         volumes.add_drive(options.system_drive, directory(root, "ROOT".into())?);
@@ -489,19 +516,48 @@ fn volume_sections(volumes: &Volumes, devices: &[MountedDevice]) -> Vec<VolumeSe
 }
 
 /// `ROOT/Windows/System32/config/SYSTEM`, each component matched case-insensitively through
-/// the volume stage (the same containment rules as every queue path).
+/// the volume stage (the same containment rules as every queue path). When it is not a usable
+/// file, the error says what is there instead.
 fn find_hive(volumes: &Volumes, drive: char, root: &Path) -> Result<PathBuf, CheckError> {
-    let not_found = || CheckError::HiveNotFound {
-        root: root.display().to_string(),
+    let root_shown = root.display().to_string();
+    let unusable = |why: String| CheckError::HiveUnusable {
+        root: root_shown.clone(),
+        why,
     };
-    let mount = volumes.mount_index(drive).ok_or_else(not_found)?;
-    let key = PathKey::new(mount, ["Windows", "System32", "config", "SYSTEM"].map(fold));
-    match volumes.stat(&key) {
-        Ok(Some(entry)) if entry.kind == EntryKind::File => {
-            let mut path = root.to_path_buf();
-            path.extend(entry.names());
-            Ok(path)
+    let not_found = |missing: &str| CheckError::HiveNotFound {
+        root: root_shown.clone(),
+        missing: missing.to_string(),
+    };
+    let mount = volumes
+        .mount_index(drive)
+        .ok_or_else(|| not_found("the system drive"))?;
+    let path = ["Windows", "System32", "config", "SYSTEM"];
+    for depth in 1..=path.len() {
+        let key = PathKey::new(mount, path[..depth].iter().map(|c| fold(c)));
+        let entry = match volumes.stat(&key) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return Err(not_found(&path[..depth].join("\\"))),
+            Err(unresolved) => return Err(unusable(unresolved.0)),
+        };
+        let mut host = root.to_path_buf();
+        host.extend(entry.names());
+        let wanted = if depth == path.len() {
+            EntryKind::File
+        } else {
+            EntryKind::Directory
+        };
+        if entry.kind != wanted {
+            let what = match entry.kind {
+                EntryKind::Link => "a symbolic link (links are not followed to the hive: pass the file itself with --hive FILE)".to_string(),
+                EntryKind::Directory => "a directory".to_string(),
+                EntryKind::File => "a file".to_string(),
+                EntryKind::Other => crate::evidence::kind_of(&host),
+            };
+            return Err(unusable(format!("{} is {what}", host.display())));
         }
-        _ => Err(not_found()),
+        if depth == path.len() {
+            return Ok(host);
+        }
     }
+    unreachable!("the loop returns at the last component")
 }

@@ -184,6 +184,17 @@ impl NotAFile {
     }
 }
 
+/// What is at `path` (not following a final link), in words: for messages about an entry
+/// that is not what was expected.
+pub fn kind_of(path: &Path) -> String {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => "a symbolic link".into(),
+        Ok(meta) if meta.is_file() => "a regular file".into(),
+        Ok(meta) => file_kind(&meta).into(),
+        Err(err) => format!("unreadable ({err})"),
+    }
+}
+
 /// What a non-regular file is, in words.
 fn file_kind(meta: &std::fs::Metadata) -> &'static str {
     let file_type = meta.file_type();

@@ -170,25 +170,25 @@ fn pe_cases() -> Vec<PeCase> {
             name: "truncated_nt_headers.dll",
             why: "cut inside the NT headers",
             bytes: v8[..l.nt + 40].to_vec(),
-            outcome: Unversioned("not a PE file"),
+            outcome: Unversioned("not a PE file: the file is truncated"),
         },
         PeCase {
             name: "truncated_section_table.dll",
             why: "cut inside the section table",
             bytes: v8[..l.sections + 20].to_vec(),
-            outcome: Unversioned("not a PE file"),
+            outcome: Unversioned("not a PE file: the file is truncated"),
         },
         PeCase {
             name: "truncated_resources.dll",
             why: "cut inside the resource directory",
             bytes: v8[..l.rsrc + 20].to_vec(),
-            outcome: Unversioned("malformed PE resources"),
+            outcome: Unversioned("malformed PE resources: the file is truncated"),
         },
         PeCase {
             name: "truncated_version.dll",
             why: "cut inside VS_VERSIONINFO",
             bytes: v8[..l.version + 40].to_vec(),
-            outcome: Unversioned("malformed PE resources"),
+            outcome: Unversioned("malformed PE resources: the file is truncated"),
         },
         PeCase {
             name: "resource_loop.dll",
@@ -515,14 +515,15 @@ fn hive_cases() -> Vec<HiveCase> {
             name: "truncated_bin.hive",
             why: "the file ends in the middle of the hive bin holding Session Manager",
             bytes: binned[..sm_bin + 64].to_vec(),
-            // Select, written after ControlSet001, is gone too: the root's list fails first.
-            outcome: Rejected("nextboot::hive::structure", "outside the"),
+            // Select, written after ControlSet001, is gone too: the root's list fails first,
+            // and the file is called truncated, as it is.
+            outcome: Rejected("nextboot::hive::truncated", "the hive is truncated"),
         },
         HiveCase {
             name: "truncated_first_bin.hive",
             why: "the file ends 100 bytes into its first hive bin, inside the root key",
             bytes: base[..4096 + 100].to_vec(),
-            outcome: Rejected("nextboot::hive::structure", "the root key"),
+            outcome: Rejected("nextboot::hive::truncated", "truncated: its base block declares 4096 bytes"),
         },
         HiveCase {
             name: "cell_size_zero.hive",

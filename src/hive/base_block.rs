@@ -72,10 +72,15 @@ impl BaseBlock {
             stored_checksum: u32_at(CHECKSUM_OFFSET),
             computed_checksum: checksum(&bytes[..CHECKSUM_OFFSET]),
         };
-        if block.file_type != 0 {
-            return Err(HiveError::TransactionLog {
-                file_type: block.file_type,
-            });
+        match block.file_type {
+            0 => {}
+            // Old (1, and 2 on NT 3.x) and new (6) transaction logs.
+            1 | 2 | 6 => {
+                return Err(HiveError::TransactionLog {
+                    file_type: block.file_type,
+                })
+            }
+            other => return Err(HiveError::UnknownFileType { file_type: other }),
         }
         if block.major_version != 1 || !(2..=6).contains(&block.minor_version) {
             return Err(HiveError::UnsupportedVersion {

@@ -44,10 +44,10 @@ impl Select {
 impl SystemHive {
     /// Resolves a choice to a control set number that exists in the hive.
     pub fn choose_control_set(&self, choice: ControlSetChoice) -> Result<u32, HiveError> {
-        let (field, number) = match choice {
-            ControlSetChoice::Number(n) => ("(--control-set)", Some(n)),
-            ControlSetChoice::Next => ("Default", self.select.and_then(|s| s.default)),
-            ControlSetChoice::Current => ("Current", self.select.and_then(|s| s.current)),
+        let (named_by, number) = match choice {
+            ControlSetChoice::Number(n) => ("--control-set", Some(n)),
+            ControlSetChoice::Next => ("Select\\Default", self.select.and_then(|s| s.default)),
+            ControlSetChoice::Current => ("Select\\Current", self.select.and_then(|s| s.current)),
         };
         let Some(number) = number else {
             return Err(HiveError::NoSelect {
@@ -56,7 +56,7 @@ impl SystemHive {
         };
         match self.control_set(number) {
             None => Err(HiveError::MissingControlSet {
-                field,
+                named_by,
                 number,
                 present: self.present_sets(),
             }),

@@ -79,6 +79,24 @@ pub enum HiveError {
     )]
     TransactionLog { file_type: u32 },
 
+    #[error("this starts like a hive (\"regf\") but is not one: its base block says file type {file_type}, neither a primary hive (0) nor a transaction log (1, 2 or 6)")]
+    #[diagnostic(
+        code(nextboot::hive::unknown_file_type),
+        help("the base block is damaged or the file is not a hive; take SYSTEM again from the image, or recover it with its transaction logs")
+    )]
+    UnknownFileType { file_type: u32 },
+
+    #[error("the hive is truncated: its base block declares {declared} bytes of hive bins, the file holds {held}, and what is there cannot be read ({damage})")]
+    #[diagnostic(
+        code(nextboot::hive::truncated),
+        help("the copy or the image is incomplete: take SYSTEM again from the image")
+    )]
+    TruncatedAndDamaged {
+        declared: u32,
+        held: usize,
+        damage: String,
+    },
+
     #[error("the hive is truncated: {len} bytes, but {what} needs {needed}")]
     #[diagnostic(code(nextboot::hive::truncated))]
     Truncated {
@@ -148,13 +166,14 @@ pub enum HiveError {
     )]
     NoSelect { present: String },
 
-    #[error("Select\\{field} names control set {number}, which is not in the hive")]
+    #[error("{named_by} names control set {number}, which is not in the hive")]
     #[diagnostic(
         code(nextboot::hive::missing_control_set),
         help("sets present: {present}; choose one with --control-set N")
     )]
     MissingControlSet {
-        field: &'static str,
+        /// `Select\Default`, `Select\Current` or `--control-set`.
+        named_by: &'static str,
         number: u32,
         present: String,
     },
@@ -208,6 +227,22 @@ impl SystemHive {
 
     fn read_unguarded(bytes: &[u8]) -> Result<SystemHive, HiveError> {
         let base = BaseBlock::parse(bytes)?;
+        let declared = base.hive_bins_size;
+        let declared_end = BASE_BLOCK_SIZE.saturating_add(declared as usize);
+        Self::read_cells(bytes, base).map_err(|err| match err {
+            // What cannot be read in a truncated hive is, first of all, not there.
+            HiveError::Structure { .. } | HiveError::Damaged { .. } if declared_end > bytes.len() => {
+                HiveError::TruncatedAndDamaged {
+                    declared,
+                    held: bytes.len() - BASE_BLOCK_SIZE,
+                    damage: err.to_string(),
+                }
+            }
+            other => other,
+        })
+    }
+
+    fn read_cells(bytes: &[u8], base: BaseBlock) -> Result<SystemHive, HiveError> {
         let mut findings = Vec::new();
         if base.sequence_mismatch() {
             findings.push(Finding::warning(

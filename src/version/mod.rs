@@ -134,11 +134,57 @@ pub enum VersionError {
 /// Reads the version of a PE image held in `bytes` (which must be 4-byte aligned, as a
 /// mapping is). Touches only the headers and the pages of the version resource.
 pub fn read_pe_version(bytes: &[u8]) -> Result<PeVersion, VersionError> {
-    crate::guard::contain(|| read_unguarded(bytes)).unwrap_or_else(|panic| {
+    let result = crate::guard::contain(|| read_unguarded(bytes)).unwrap_or_else(|panic| {
         Err(VersionError::Malformed(format!(
             "PE parser failed: {panic}"
         )))
+    });
+    // pelite says "bounds check failed" or "invalid data" for a file cut short: say what is
+    // actually wrong, keeping the kind of failure.
+    result.map_err(|err| match (truncation(bytes), err) {
+        (Some(why), VersionError::NotPe(_)) => VersionError::NotPe(why),
+        (Some(why), VersionError::Malformed(_)) => VersionError::Malformed(why),
+        (None, err) => err,
     })
+}
+
+/// Why a PE is cut short, if it is: the file ends before its headers, or before the raw data
+/// its section table places in the file.
+fn truncation(bytes: &[u8]) -> Option<String> {
+    let nt = u32_at(bytes, 0x3c)? as usize;
+    let u16_at = |at: usize| {
+        bytes
+            .get(at..at.checked_add(2)?)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let len = bytes.len();
+    let cut = |end: usize, what: &str| {
+        format!("the file is truncated: it is {len} bytes, but {what} ends at byte {end} (a copy cut short?)")
+    };
+    let file_header = nt.checked_add(24)?;
+    // Without a PE signature, the file is not a cut PE (the other messages say what it is).
+    if !bytes.get(nt..)?.starts_with(b"PE\0\0") {
+        return None;
+    }
+    if len < file_header {
+        return Some(cut(file_header, "its PE file header"));
+    }
+    let sections = usize::from(u16_at(nt + 6)?);
+    let optional_size = usize::from(u16_at(nt + 20)?);
+    let table = file_header.checked_add(optional_size)?;
+    let table_end = table.checked_add(sections.checked_mul(40)?)?;
+    if len < table_end {
+        return Some(cut(table_end, "its section table"));
+    }
+    let data_end = (0..sections)
+        .filter_map(|i| {
+            let header = table + i * 40;
+            let raw_size = u32_at(bytes, header + 16)? as usize;
+            let raw_start = u32_at(bytes, header + 20)? as usize;
+            (raw_size > 0).then(|| raw_start.checked_add(raw_size)).flatten()
+        })
+        .max()?;
+    (len < data_end).then(|| cut(data_end, "the raw data of its sections"))
 }
 
 fn read_unguarded(bytes: &[u8]) -> Result<PeVersion, VersionError> {
