@@ -180,7 +180,10 @@ impl NotAFile {
             return Ok(());
         }
         let kind = file_kind(meta);
-        Err(io::Error::new(io::ErrorKind::InvalidInput, NotAFile { kind }))
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            NotAFile { kind },
+        ))
     }
 }
 
@@ -269,8 +272,16 @@ pub const STDIN_LIMIT: u64 = 4 << 30;
 /// Reads standard input whole into memory, up to `limit` bytes: for a hive piped in
 /// (`--hive -`), which cannot be mapped.
 pub fn read_stdin(limit: u64) -> io::Result<Evidence> {
+    read_bounded(io::stdin().lock(), limit)
+}
+
+/// Reads `reader` to its end into memory, refusing more than `limit` bytes (never holding
+/// more than `limit` + 1).
+fn read_bounded(reader: impl Read, limit: u64) -> io::Result<Evidence> {
     let mut data = Vec::new();
-    io::stdin().lock().take(limit + 1).read_to_end(&mut data)?;
+    reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut data)?;
     if data.len() as u64 > limit {
         return Err(io::Error::new(
             io::ErrorKind::FileTooLarge,
@@ -548,6 +559,17 @@ mod tests {
                 .unwrap_or_else(|| panic!("{}: {err}", path.display()));
             assert_eq!(refused.kind, kind, "{}", path.display());
         }
+    }
+
+    #[test]
+    fn standard_input_is_read_whole_up_to_its_limit() {
+        let read = read_bounded(&b"regf and more"[..], 13).unwrap();
+        assert_eq!(&read[..], b"regf and more");
+        let err = read_bounded(&b"regf and more"[..], 12).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::FileTooLarge);
+        assert!(err.to_string().contains("more than 12 bytes"), "{err}");
+        // An endless input is cut at the limit, not read forever.
+        assert!(read_bounded(io::repeat(7), 1 << 20).is_err());
     }
 
     #[test]

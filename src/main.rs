@@ -232,7 +232,15 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(std::env::args_os().collect::<Vec<OsString>>()) {
         Ok(cli) => cli,
         Err(err) => {
-            let _ = err.print();
+            if err.use_stderr() {
+                // A usage error quotes the argument as given, which may be text copied from
+                // evidence: shown escaped, as every other message.
+                let text = err.render().to_string();
+                let lines: Vec<_> = text.split('\n').map(nextboot::text::escaped).collect();
+                eprint!("{}", lines.join("\n"));
+            } else {
+                let _ = err.print();
+            }
             return ExitCode::from(if err.use_stderr() {
                 exit::NOT_EXAMINED
             } else {

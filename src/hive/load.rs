@@ -126,7 +126,9 @@ pub fn load(path: &Path, logs: &LogChoice) -> Result<LoadedHive, HiveError> {
                 path.display()
             ),
         };
-        loaded.findings.push(Finding::warning("logs-missing", message));
+        loaded
+            .findings
+            .push(Finding::warning("logs-missing", message));
         return Ok(loaded);
     }
     let files: Vec<LogFile<'_>> = opened

@@ -231,7 +231,9 @@ impl SystemHive {
         let declared_end = BASE_BLOCK_SIZE.saturating_add(declared as usize);
         Self::read_cells(bytes, base).map_err(|err| match err {
             // What cannot be read in a truncated hive is, first of all, not there.
-            HiveError::Structure { .. } | HiveError::Damaged { .. } if declared_end > bytes.len() => {
+            HiveError::Structure { .. } | HiveError::Damaged { .. }
+                if declared_end > bytes.len() =>
+            {
                 HiveError::TruncatedAndDamaged {
                     declared,
                     held: bytes.len() - BASE_BLOCK_SIZE,

@@ -181,7 +181,9 @@ fn truncation(bytes: &[u8]) -> Option<String> {
             let header = table + i * 40;
             let raw_size = u32_at(bytes, header + 16)? as usize;
             let raw_start = u32_at(bytes, header + 20)? as usize;
-            (raw_size > 0).then(|| raw_start.checked_add(raw_size)).flatten()
+            (raw_size > 0)
+                .then(|| raw_start.checked_add(raw_size))
+                .flatten()
         })
         .max()?;
     (len < data_end).then(|| cut(data_end, "the raw data of its sections"))
