@@ -32,6 +32,24 @@ def utf16(text):
     return text.encode("utf-16-le")
 
 
+# What an attacker writes into evidence (issue 15): every unsafe character, ANSI sequences, a
+# fake report line, a .reg directive after a line end, a right-to-left override, formulas.
+UNSAFE = "".join(
+    chr(c)
+    for c in list(range(1, 0x20)) + [0x7F] + list(range(0x80, 0xA0))
+    + [0x61C, 0x200E, 0x200F, 0x2028, 0x2029] + list(range(0x202A, 0x202F)) + list(range(0x2066, 0x206A))
+)
+ATTACKS = [
+    "all" + UNSAFE + "end",
+    "\x1b[2J\x1b[H\x1b]0;owned\x07",
+    "\r\n#9    UPGRADE      rename  (PendingFileRenameOperations #18)\r\n",
+    "\r\n[-HKEY_LOCAL_MACHINE\\NB_SYSTEM\\Select]\r\n",
+    "evil\u202elld.exe",
+    "=HYPERLINK(\"http://x\",\"y\")",
+    "+1", "-2", "@SUM(A1)", "\tTAB", "\rCR",
+    "HKLM\\NB_SYSTEM", "HKU\\Offline System", "HKLM\\a]b", "HKLM\\x\r\n[-HKEY_LOCAL_MACHINE\\SYSTEM]",
+]
+
 QUEUES = [
     "\\??\\C:\\WINDOWS\\system32\\SET1.tmp\0!\\??\\C:\\WINDOWS\\system32\\File.dll\0\0",
     "\\??\\C:\\a.tmp\0!\\??\\C:\\a.dll\0\\??\\C:\\old.log\0\0\\??\\C:\\b.tmp\0\\??\\C:\\b.dll\0\0",
@@ -40,7 +58,7 @@ QUEUES = [
     "\\SystemRoot\\System32\\a.dll\0\\Device\\HarddiskVolume3\\b.dll\0\0",
     "a\0b",
     "\0\0",
-]
+] + ["\\??\\C:\\Windows\\System32\\SET" + a + ".tmp\0!\\??\\C:\\" + a + "\0\0" for a in ATTACKS]
 
 
 def main():
@@ -87,6 +105,11 @@ def main():
         "\\??\\UNC\\server\\share",
     ]:
         put("nt_path", path.encode("utf-8"))
+    for attack in ATTACKS:
+        put("nt_path", ("\\??\\C:\\Windows\\" + attack).encode("utf-8"))
+    # (f) output escaping: the attacks as they are.
+    for attack in ATTACKS:
+        put("output_text", attack.encode("utf-8"))
 
 
 if __name__ == "__main__":

@@ -13,11 +13,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use miette::{Diagnostic, NamedSource, SourceSpan};
+
+use crate::output::{Evidence, OutputError, OutputFile};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::{Location, MessageFormatter, Spanned};
@@ -230,27 +232,9 @@ pub enum VerifyError {
     #[diagnostic(transparent)]
     BaselineInvalid(Box<BaselineInvalid>),
 
-    #[error("{out} already exists")]
-    #[diagnostic(
-        code(nextboot::verify::exists),
-        help("nextboot never overwrites a file: choose a new path for --write-baseline")
-    )]
-    OutputExists { out: String },
-
-    #[error("--write-baseline {out} is inside ROOT {root}")]
-    #[diagnostic(
-        code(nextboot::verify::inside_root),
-        help("the image is evidence and is never written to: choose a path outside ROOT")
-    )]
-    OutputInsideRoot { out: String, root: String },
-
-    #[error("cannot write {out}")]
-    #[diagnostic(code(nextboot::verify::write))]
-    Write {
-        out: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Output(#[from] OutputError),
 
     #[error("cannot list {dir}")]
     #[diagnostic(
@@ -1297,26 +1281,9 @@ pub fn baseline_yaml(entries: &[BaselineEntry], patterns: &[Pattern]) -> String 
 /// Scans a known-good image and writes a baseline to a new file outside ROOT.
 pub fn write_baseline(options: &WriteOptions) -> Result<Written, VerifyError> {
     check_root(&options.root)?;
-    let shown = options.out.display().to_string();
-    if options.out.symlink_metadata().is_ok() {
-        return Err(VerifyError::OutputExists { out: shown });
-    }
-    let root = options
-        .root
-        .canonicalize()
-        .map_err(|_| VerifyError::RootMissing {
-            path: options.root.display().to_string(),
-        })?;
-    let out = absolute_out(&options.out).map_err(|source| VerifyError::Write {
-        out: shown.clone(),
-        source,
-    })?;
-    if out.starts_with(&root) {
-        return Err(VerifyError::OutputInsideRoot {
-            out: shown,
-            root: options.root.display().to_string(),
-        });
-    }
+    let mut evidence = Evidence::default();
+    evidence.folder("ROOT", &options.root);
+    let output = OutputFile::new(&options.out, &evidence)?;
     let scan = scan(
         &options.root,
         options.system_drive,
@@ -1324,46 +1291,14 @@ pub fn write_baseline(options: &WriteOptions) -> Result<Written, VerifyError> {
         options.with_sha256,
     )?;
     let text = baseline_yaml(&scan.entries, &options.include);
-    // create_new: never replace a file, even one that appeared during the scan.
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&options.out)
-        .map_err(|source| match source.kind() {
-            io::ErrorKind::AlreadyExists => VerifyError::OutputExists { out: shown.clone() },
-            _ => VerifyError::Write {
-                out: shown.clone(),
-                source,
-            },
-        })?;
-    if let Err(source) = file
-        .write_all(text.as_bytes())
-        .and_then(|_| file.sync_all())
-    {
-        drop(file);
-        // The file is ours (create_new) and incomplete: do not leave it for a gate to read.
-        let _ = std::fs::remove_file(&options.out);
-        return Err(VerifyError::Write { out: shown, source });
-    }
+    output.write(text.as_bytes())?;
     Ok(Written {
-        out: shown,
+        out: output.shown().to_string(),
         sha256: crate::evidence::sha256_hex(text.as_bytes()),
         entries: scan.entries.len(),
         patterns: scan.patterns,
         skipped: scan.skipped,
     })
-}
-
-/// The output path with its folder resolved (links included), to compare with ROOT.
-fn absolute_out(out: &Path) -> io::Result<PathBuf> {
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = out
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
-    Ok(parent.canonicalize()?.join(name))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use nextboot::output::OutputError;
 use nextboot::report::exit;
 use nextboot::verify::{self, Baseline, Pattern, State, VerifyError, VerifyOptions, WriteOptions};
 use serde_json::Value;
@@ -403,7 +404,10 @@ fn the_writer_refuses_to_overwrite_or_write_into_root() {
         false,
     ))
     .unwrap_err();
-    assert!(matches!(err, VerifyError::OutputExists { .. }), "{err:?}");
+    assert!(
+        matches!(err, VerifyError::Output(OutputError::Exists { .. })),
+        "{err:?}"
+    );
     assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep me");
 
     let inside = image.root().join("Windows/baseline.yaml");
@@ -415,7 +419,7 @@ fn the_writer_refuses_to_overwrite_or_write_into_root() {
     ))
     .unwrap_err();
     assert!(
-        matches!(err, VerifyError::OutputInsideRoot { .. }),
+        matches!(err, VerifyError::Output(OutputError::InsideEvidence { .. })),
         "{err:?}"
     );
     assert!(!inside.exists());
