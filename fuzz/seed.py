@@ -86,6 +86,12 @@ def main():
     # (d) PE files: the fixtures and the malformed corpus.
     for path in files("testdata/pe/bin/*.dll", "testdata/pe/bin/*.exe", "testdata/malformed/pe/*"):
         put("pe_version", path.read_bytes())
+    # A FileVersion string that is an attack (same length: ESC [2J, CR, LF, RLO, BEL, DEL, CSI).
+    v8 = (REPO / "testdata/pe/bin/file_v8.dll").read_bytes()
+    plain = utf16("8.0.2195.6")
+    at = v8.find(plain)
+    if at >= 0:
+        put("pe_version", v8[:at] + utf16("\x1b[2J\r\n\u202e\x07\x7f\x9b") + v8[at + len(plain):])
     # (e) NT paths.
     for path in [
         "\\??\\C:\\Windows\\System32\\kernel32.dll",

@@ -171,25 +171,35 @@ pub fn to_json_line<W: io::Write + ?Sized, T: serde::Serialize + ?Sized>(
     value.serialize(&mut serializer).map_err(io::Error::from)
 }
 
-/// `value` as YAML. serde-saphyr escapes C0, DEL and C1 controls and the separators, but
-/// writes the bidirectional controls raw, and in a plain or single-quoted scalar YAML has no
-/// escape for them. So a document that would hold one raw is written instead in YAML's
-/// JSON-compatible flow form ([`to_json_pretty`], where they are `\uXXXX`): the same data for
-/// any YAML reader, in another layout.
+/// `value` as YAML. serde-saphyr escapes controls inside double-quoted scalars, but writes the
+/// bidirectional controls raw, and writes a string with line ends as a block scalar, where
+/// tabs, carriage returns and line ends stand raw (YAML has no escapes there). So a document
+/// that would hold any of these is written instead in YAML's JSON-compatible flow form
+/// ([`to_json_pretty`], where they are `\uXXXX` or `\n`): the same data for any YAML reader,
+/// in another layout, and one line of it is one line on screen.
 pub fn to_yaml<T: serde::Serialize>(value: &T) -> io::Result<String> {
     let text = serde_saphyr::to_string(value).map_err(io::Error::other)?;
-    if !text.chars().any(is_unsafe_raw_in_yaml) {
+    let raw = text.chars().any(|c| is_unsafe(c) && c != '\n');
+    if !raw && !text.lines().any(is_block_scalar_header) {
         return Ok(text);
     }
-    let mut flow = b"# the document holds bidirectional control characters, so it is written in YAML's JSON form, where they are escaped\n".to_vec();
+    let mut flow = b"# the document holds control characters or line ends in its strings, so it is written in YAML's JSON form, where they are escaped\n".to_vec();
     to_json_pretty(&mut flow, value)?;
     flow.push(b'\n');
     String::from_utf8(flow).map_err(io::Error::other)
 }
 
-/// What serde-saphyr leaves raw of [`is_unsafe`] (everything else it escapes or quotes).
-fn is_unsafe_raw_in_yaml(c: char) -> bool {
-    is_unsafe(c) && !c.is_control() && !matches!(c, '\u{2028}' | '\u{2029}')
+/// A line that starts a block scalar (`key: |-`, `- >`): a string whose lines follow raw.
+fn is_block_scalar_header(line: &str) -> bool {
+    let line = line.trim_end();
+    let Some(at) = line.rfind(['|', '>']) else {
+        return false;
+    };
+    let (before, indicator) = line.split_at(at);
+    (before.is_empty() || before.ends_with(' '))
+        && indicator[1..]
+            .chars()
+            .all(|c| matches!(c, '-' | '+' | '1'..='9'))
 }
 
 /// A diagnostic as miette renders it, with every text in it (message, help, causes, labels)
@@ -373,8 +383,17 @@ mod tests {
             let back: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
             assert_eq!(back, value, "{c:?}: {yaml}");
         }
-        let plain = to_yaml(&serde_json::json!({"k": "v"})).unwrap();
-        assert_eq!(plain, "k: v\n");
+        let plain = to_yaml(&serde_json::json!({"k": "v", "l": ["a|b", ">x"]})).unwrap();
+        assert_eq!(plain, "k: v\nl:\n- a|b\n- \">x\"\n");
+        // Line ends and tabs inside a string: serde-saphyr would write a block scalar.
+        for text in ["a\nb", "--L.b\t\nb\u{fffd}", "x\r\ny", "\n- fake: entry"] {
+            let value = serde_json::json!({ "k": [text] });
+            let yaml = to_yaml(&value).unwrap();
+            assert!(!yaml.lines().any(is_block_scalar_header), "{yaml}");
+            assert!(!yaml.chars().any(|c| is_unsafe(c) && c != '\n'), "{yaml}");
+            let back: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+            assert_eq!(back, value);
+        }
     }
 
     #[test]

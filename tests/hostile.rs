@@ -12,7 +12,6 @@ mod support;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use nextboot::text::is_unsafe;
 use serde_json::Value;
@@ -435,6 +434,7 @@ fn messages_that_quote_names_are_escaped() {
     assert_terminal_safe("verify table", &stdout);
 }
 
+#[cfg(unix)]
 /// Runs nextboot without root's power over permissions (as nobody), when the tests run as
 /// root; as the user otherwise.
 fn run_unprivileged(args: &[&OsStr]) -> Option<(i32, String, String)> {
@@ -521,8 +521,20 @@ fn a_file_that_cannot_be_read_fails_the_gate() {
     assert_eq!(status, 2, "{stderr}");
     assert!(!out.exists());
     assert!(stderr.contains("could not read or compare"), "{stderr}");
+    // A config folder that cannot be listed is named as such, not "no SYSTEM hive".
+    let config = s.root().join("Windows/System32/config");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let (status, _, stderr) = run_unprivileged(&["check".as_ref(), s.root().as_os_str()]).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(status, 2);
+    assert!(
+        stderr.contains("cannot list") && stderr.contains("ermission denied"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("no SYSTEM hive"), "{stderr}");
 }
 
+#[cfg(unix)]
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut all = vec![dir.to_path_buf()];
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -590,6 +602,7 @@ fn a_name_that_is_not_utf8_is_never_taken_for_a_new_file() {
 #[cfg(unix)]
 #[test]
 fn inputs_that_are_not_regular_files_are_refused_at_once() {
+    use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo");
     let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
