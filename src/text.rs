@@ -133,16 +133,19 @@ impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for JsonFormatter
         writer: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
-        // Fast path: every unsafe character JSON leaves raw is DEL or starts with 0xC2
-        // (U+0080-U+009F), 0xD8 (U+061C) or 0xE2 (U+2000-U+2FFF).
+        // Fast path: every character escaped here is DEL or starts with 0xC2 (U+0080-U+009F),
+        // 0xD8 (U+061C), 0xE2 (U+2000-U+2FFF) or 0xEF (U+FFFE, U+FFFF).
         if !fragment
             .bytes()
-            .any(|b| matches!(b, 0x7f | 0xc2 | 0xd8 | 0xe2))
+            .any(|b| matches!(b, 0x7f | 0xc2 | 0xd8 | 0xe2 | 0xef))
         {
             return writer.write_all(fragment.as_bytes());
         }
+        // The two noncharacters too: YAML forbids them raw, and the JSON is also YAML's
+        // fallback form ([`to_yaml`]).
+        let escape = |c: char| is_unsafe(c) || matches!(c, '\u{fffe}' | '\u{ffff}');
         let mut rest = fragment;
-        while let Some((at, c)) = rest.char_indices().find(|&(_, c)| is_unsafe(c)) {
+        while let Some((at, c)) = rest.char_indices().find(|&(_, c)| escape(c)) {
             writer.write_all(&rest.as_bytes()[..at])?;
             let mut escape = String::with_capacity(6);
             let _ = write!(escape, "\\u{:04x}", c as u32);
@@ -386,7 +389,13 @@ mod tests {
         let plain = to_yaml(&serde_json::json!({"k": "v", "l": ["a|b", ">x"]})).unwrap();
         assert_eq!(plain, "k: v\nl:\n- a|b\n- \">x\"\n");
         // Line ends and tabs inside a string: serde-saphyr would write a block scalar.
-        for text in ["a\nb", "--L.b\t\nb\u{fffd}", "x\r\ny", "\n- fake: entry"] {
+        for text in [
+            "a\nb",
+            "--L.b\t\nb\u{fffd}",
+            "x\r\ny",
+            "\n- fake: entry",
+            "\u{202e}\u{ffff}\u{fffe}",
+        ] {
             let value = serde_json::json!({ "k": [text] });
             let yaml = to_yaml(&value).unwrap();
             assert!(!yaml.lines().any(is_block_scalar_header), "{yaml}");

@@ -265,6 +265,29 @@ impl Scenario {
     }
 }
 
+/// With `NEXTBOOT_KEEP_SCENARIOS=DIR`, every scenario volume is copied to `DIR` as the test
+/// leaves it: a corpus of generated images for `benches/same-outputs.sh`.
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        let Some(keep) = std::env::var_os("NEXTBOOT_KEEP_SCENARIOS") else {
+            return;
+        };
+        static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("scenario")
+            .replace("::", "-");
+        let target = Path::new(&keep).join(format!("{test}-{}-{n}", std::process::id()));
+        let _ = std::fs::create_dir_all(&keep);
+        let _ = Command::new("cp")
+            .arg("-a")
+            .arg(self.root())
+            .arg(&target)
+            .status();
+    }
+}
+
 /// Runs the binary with arguments; returns status, stdout, stderr.
 pub fn nextboot(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_nextboot"))
