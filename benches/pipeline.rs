@@ -120,7 +120,7 @@ fn replay_and_report(c: &mut Criterion) {
             b.iter(|| {
                 let mut volumes = Volumes::new('C');
                 volumes.add_drive('C', Box::new(DirVolume::new(dir.path())));
-                replay(&queue.operations, &volumes, ReplayOptions::default())
+                replay(&[&queue.operations], &volumes, ReplayOptions::default())
                     .outcomes
                     .len()
             })

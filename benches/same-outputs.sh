@@ -95,6 +95,14 @@ mask() {
 }
 mask "$work/old"
 mask "$work/new"
+# Diagnostic codes may be renamed (nextboot::<stage>::<what>): listed, then compared without.
+codes() { cat "$1"/*.err 2>/dev/null | grep -o 'nextboot::[a-z_:]*' | sort | uniq -c; }
+if [ "$(codes "$work/old")" != "$(codes "$work/new")" ]; then
+  echo "diagnostic codes renamed:"
+  diff <(codes "$work/old") <(codes "$work/new") | grep '^[<>]' || true
+fi
+find "$work/old" "$work/new" -name '*.err' -print0 | xargs -0 sed -i -E 's/nextboot::[a-z_:]+/nextboot::CODE/g'
+
 if diff -r "$work/old" "$work/new" >"$work/diff"; then
   echo "same outputs: $(ls "$work/old" | grep -c '\.status$') cases, every file identical"
 else

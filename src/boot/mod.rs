@@ -361,12 +361,15 @@ struct Change {
     operations: OperationList,
 }
 
-/// Replays `operations` in order over `volumes`.
+/// Replays the queues over `volumes`, in the order given (the registry queue first, as smss
+/// runs it; the servicing action list next), each in its own order: one boot, one view.
+/// Outcomes come in that order too.
 ///
 /// Three passes: the replay itself (sequential: each operation sees what the earlier ones
 /// did; it needs only what exists where), then the version resources of every file involved
 /// (in parallel: each file once), then the verdicts.
-pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOptions) -> Replay {
+pub fn replay(queues: &[&[Operation]], volumes: &Volumes, options: ReplayOptions) -> Replay {
+    let operations: Vec<&Operation> = queues.iter().flat_map(|queue| queue.iter()).collect();
     // Sized once for a path per operation (renames name two, deletes often one already named).
     let mut view = View {
         volumes,

@@ -26,6 +26,68 @@ pub enum ControlSetChoice {
     Number(u32),
 }
 
+/// How the control set replayed was chosen, as the report says it (`chosen_by`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChosenBy {
+    /// `Select\Default`: the set the next boot uses.
+    Next,
+    /// `Select\Current`: the set the last boot used.
+    Current,
+    /// A number given on the command line.
+    Number,
+}
+
+impl ChosenBy {
+    /// The sentence the table gives for it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ChosenBy::Next => "the set the next boot uses",
+            ChosenBy::Current => "the set the last boot used",
+            ChosenBy::Number => "chosen on the command line",
+        }
+    }
+}
+
+impl ControlSetChoice {
+    pub fn chosen_by(self) -> ChosenBy {
+        match self {
+            ControlSetChoice::Next => ChosenBy::Next,
+            ControlSetChoice::Current => ChosenBy::Current,
+            ControlSetChoice::Number(_) => ChosenBy::Number,
+        }
+    }
+}
+
+impl std::str::FromStr for ControlSetChoice {
+    type Err = String;
+
+    /// `next`, `current` or a number from 1 to 999 (`--control-set`).
+    fn from_str(text: &str) -> Result<ControlSetChoice, String> {
+        match text {
+            "next" => Ok(ControlSetChoice::Next),
+            "current" => Ok(ControlSetChoice::Current),
+            n => n
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| n > 0 && n < 1000)
+                .map(ControlSetChoice::Number)
+                .ok_or_else(|| {
+                    format!("`{text}` is not next, current or a control set number (1 to 999)")
+                }),
+        }
+    }
+}
+
+/// The control set to replay: which one, how it was chosen, and where it is in
+/// [`SystemHive::control_sets`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChosenControlSet {
+    pub number: u32,
+    pub chosen_by: ChosenBy,
+    pub index: usize,
+}
+
 impl Select {
     /// Reads the four DWORDs through `dword` (name -> value; a value of the wrong type or size
     /// is absent, not a damaged hive).
@@ -44,6 +106,11 @@ impl Select {
 impl SystemHive {
     /// Resolves a choice to a control set number that exists in the hive.
     pub fn choose_control_set(&self, choice: ControlSetChoice) -> Result<u32, HiveError> {
+        self.choose(choice).map(|chosen| chosen.number)
+    }
+
+    /// Resolves a choice to a control set that exists in the hive and can be read.
+    pub fn choose(&self, choice: ControlSetChoice) -> Result<ChosenControlSet, HiveError> {
         let (named_by, number) = match choice {
             ControlSetChoice::Number(n) => ("--control-set", Some(n)),
             ControlSetChoice::Next => ("Select\\Default", self.select.and_then(|s| s.default)),
@@ -54,19 +121,27 @@ impl SystemHive {
                 present: self.present_sets(),
             });
         };
-        match self.control_set(number) {
+        let index = self
+            .control_sets
+            .iter()
+            .position(|s| s.control_set == number);
+        match index.map(|i| (i, &self.control_sets[i])) {
             None => Err(HiveError::MissingControlSet {
                 named_by,
                 number,
                 present: self.present_sets(),
             }),
-            Some(set) => match &set.damage {
+            Some((index, set)) => match &set.damage {
                 Some(damage) => Err(HiveError::ControlSetDamaged {
                     number,
                     damage: damage.clone(),
                     present: self.present_sets(),
                 }),
-                None => Ok(number),
+                None => Ok(ChosenControlSet {
+                    number,
+                    chosen_by: choice.chosen_by(),
+                    index,
+                }),
             },
         }
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::log::{recover, LogFile, LogUse, Recovery};
 use super::{BaseBlock, HiveError};
 use crate::evidence::Evidence;
-use crate::Finding;
+use crate::finding::Finding;
 
 /// Which transaction logs to use for a dirty hive.
 #[derive(Clone, Debug, PartialEq, Eq)]

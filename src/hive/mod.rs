@@ -13,7 +13,7 @@ pub mod log;
 mod mounted_devices;
 
 pub use base_block::{checksum, BaseBlock, BASE_BLOCK_SIZE};
-pub use control_set::{ControlSetChoice, Select};
+pub use control_set::{ChosenBy, ChosenControlSet, ControlSetChoice, Select};
 pub use load::{is_stdin, load, logs_beside, LoadedHive, LogChoice};
 pub use mounted_devices::{MountedDevice, VolumeIdentity};
 
@@ -21,7 +21,7 @@ use miette::Diagnostic;
 use nt_hive::{Hive, KeyNode, KeyValue, KeyValueDataType, NtHiveError};
 use thiserror::Error;
 
-use crate::Finding;
+use crate::finding::Finding;
 use cells::{Cells, Damage, DataCheck, KeyCell};
 
 /// The values smss reads, in the order it reads them.

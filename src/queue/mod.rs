@@ -10,15 +10,36 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::finding::Finding;
 use crate::hive::{type_name, RawValue};
-use crate::Finding;
 
-/// Where an operation was queued.
+/// Which queue an operation is in (the report's `queue` field).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum QueueSource {
     /// `Session Manager\PendingFileRenameOperations[2]` in the SYSTEM hive.
     Registry,
+}
+
+/// Where exactly an operation was queued: its place in its source. A second queue (the
+/// servicing action list) is one more variant, with its own coordinates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A pair of strings of a pending value.
+    Registry {
+        /// The registry value the operation's source string is in.
+        value: Arc<str>,
+        /// Index of the source string within that value (0-based, empty strings counted).
+        string_index: u32,
+    },
+}
+
+impl Origin {
+    pub fn queue(&self) -> QueueSource {
+        match self {
+            Origin::Registry { .. } => QueueSource::Registry,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -61,11 +82,7 @@ pub struct Irregular {
 pub struct Operation {
     /// Position in boot order, from 0.
     pub index: usize,
-    pub queue: QueueSource,
-    /// The registry value the operation's source string is in.
-    pub value: Arc<str>,
-    /// Index of the source string within that value (0-based, empty strings counted).
-    pub string_index: u32,
+    pub origin: Origin,
     pub action: Action,
     /// The destination had `!` (MOVEFILE_REPLACE_EXISTING) or `@`.
     pub replace_existing: bool,
@@ -227,9 +244,10 @@ fn operation(
     };
     Operation {
         index,
-        queue: QueueSource::Registry,
-        value,
-        string_index,
+        origin: Origin::Registry {
+            value,
+            string_index,
+        },
         action,
         replace_existing,
         source: parse_path(source.text, role).0,
@@ -277,6 +295,16 @@ fn parse_path(stored: Arc<str>, role: PathRole) -> (QueuePath, bool) {
 mod tests {
     use super::*;
 
+    fn string_index(op: &Operation) -> u32 {
+        let Origin::Registry { string_index, .. } = &op.origin;
+        *string_index
+    }
+
+    fn value_name(op: &Operation) -> &str {
+        let Origin::Registry { value, .. } = &op.origin;
+        value
+    }
+
     fn value(name: &str, text: &str) -> RawValue {
         RawValue {
             name: name.into(),
@@ -308,9 +336,9 @@ mod tests {
         );
         assert_eq!(ops[1].action, Action::Delete);
         assert_eq!(ops[1].source.path(), "\\??\\C:\\old.log");
-        assert_eq!(ops[1].string_index, 2);
+        assert_eq!(string_index(&ops[1]), 2);
         assert!(!ops[2].replace_existing);
-        assert_eq!(ops[2].string_index, 4);
+        assert_eq!(string_index(&ops[2]), 4);
         assert!(queue.findings.is_empty());
     }
 
@@ -356,10 +384,10 @@ mod tests {
         ]);
         let ops = &queue.operations;
         assert_eq!(ops.len(), 3);
-        assert_eq!(&*ops[1].value, "PendingFileRenameOperations");
+        assert_eq!(value_name(&ops[1]), "PendingFileRenameOperations");
         assert_eq!(ops[1].destination.as_ref().unwrap().path(), "\\??\\C:\\d");
         assert!(ops[1].notes()[0].contains("PendingFileRenameOperations2"));
-        assert_eq!(&*ops[2].value, "PendingFileRenameOperations2");
+        assert_eq!(value_name(&ops[2]), "PendingFileRenameOperations2");
         assert_eq!(ops[2].action, Action::Delete);
         assert_eq!(ops.iter().map(|o| o.index).collect::<Vec<_>>(), [0, 1, 2]);
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::Report;
 use crate::boot::FileFacts;
+use crate::queue::Origin;
 
 pub fn write_json<W: Write + ?Sized>(report: &Report, out: &mut W) -> io::Result<()> {
     crate::text::to_json_pretty(&mut *out, report)?;
@@ -98,7 +99,9 @@ pub fn write_csv<W: Write + ?Sized>(report: &Report, out: &mut W) -> io::Result<
         record.clear();
         record.extend([
             op.index.to_string(),
-            op.value.to_string(),
+            match &op.origin {
+                Origin::Registry { value, .. } => value.to_string(),
+            },
             serde_plain(&op.action),
             op.source.stored.to_string(),
             text(op.destination.as_ref().map(|d| d.stored.to_string())),

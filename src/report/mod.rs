@@ -2,8 +2,10 @@
 //!
 //! Field names of the JSON form are a contract (`docs/contract.md`): add, never rename.
 
+mod build;
 mod machine;
 mod table;
+pub mod terminal;
 pub mod time;
 mod verify;
 mod versions;
@@ -14,6 +16,7 @@ use std::io::{self, Write};
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
 
+pub use build::{hive_section, other_control_sets, ReportParts};
 pub use machine::{write_csv, write_json, write_jsonl, write_yaml};
 pub use table::{write_table, Style};
 pub use verify::{
@@ -22,10 +25,10 @@ pub use verify::{
 pub use versions::{write_versions_json, write_versions_table};
 
 use crate::boot::{FileChange, Outcome, Verdict};
+use crate::finding::Finding;
 use crate::hive::VolumeIdentity;
-use crate::queue::Operation;
+use crate::queue::{Operation, Origin};
 use crate::version::FileVersion;
-use crate::Finding;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -144,7 +147,7 @@ pub struct ControlSetSection {
     /// The control set whose queue is replayed.
     pub used: u32,
     /// How it was chosen: `next`, `current` or `number`.
-    pub chosen_by: &'static str,
+    pub chosen_by: crate::hive::ChosenBy,
     pub current: Option<u32>,
     pub default: Option<u32>,
     pub last_known_good: Option<u32>,
@@ -268,9 +271,16 @@ impl Serialize for OperationReport<'_> {
         let (op, outcome) = (self.operation, self.outcome);
         let mut object = serializer.serialize_struct("OperationReport", 19)?;
         object.serialize_field("index", &op.index)?;
-        object.serialize_field("queue", &op.queue)?;
-        object.serialize_field("value", &op.value)?;
-        object.serialize_field("string_index", &op.string_index)?;
+        object.serialize_field("queue", &op.origin.queue())?;
+        match &op.origin {
+            Origin::Registry {
+                value,
+                string_index,
+            } => {
+                object.serialize_field("value", value)?;
+                object.serialize_field("string_index", string_index)?;
+            }
+        }
         object.serialize_field("action", &op.action)?;
         // As stored, prefixes included; `null` destination for a delete.
         object.serialize_field("source", &op.source.stored)?;

@@ -4,9 +4,9 @@ use std::io::{self, Write};
 
 use super::Report;
 use crate::boot::{FileFacts, Verdict};
-use crate::queue::Action;
+use crate::finding::Severity;
+use crate::queue::{Action, Origin};
 use crate::text::shown;
-use crate::Severity;
 
 /// Presentation options of the table.
 #[derive(Clone, Copy, Debug, Default)]
@@ -91,11 +91,7 @@ pub fn write_table<W: Write + ?Sized>(
         out,
         "Control set  ControlSet{:03} ({}; Select: Default {}, Current {}, LastKnownGood {})",
         cs.used,
-        match cs.chosen_by {
-            "next" => "the set the next boot uses",
-            "current" => "the set the last boot used",
-            _ => "chosen on the command line",
-        },
+        cs.chosen_by.describe(),
         show(cs.default),
         show(cs.current),
         show(cs.last_known_good)
@@ -164,7 +160,12 @@ pub fn write_table<W: Write + ?Sized>(
             Action::Rename => "rename".to_string(),
             Action::Delete => "delete".to_string(),
         };
-        action.push_str(&format!("  ({} #{})", shown(&op.value), op.string_index));
+        match &op.origin {
+            Origin::Registry {
+                value,
+                string_index,
+            } => action.push_str(&format!("  ({} #{string_index})", shown(value))),
+        }
         writeln!(
             out,
             "#{:<4} {} {action}",

@@ -344,6 +344,9 @@ pub struct VersionEntry {
     pub unversioned_reason: Option<String>,
     /// Why the file could not be read as a PE at all.
     pub error: Option<String>,
+    /// The file could not be opened or read (as opposed to read and found not to be a PE).
+    #[serde(skip)]
+    pub unreadable: bool,
 }
 
 /// Reads one file's version resource. Never fails: problems are in `error`.
@@ -360,11 +363,13 @@ pub fn examine(path: &std::path::Path, hash: bool) -> VersionEntry {
         sha256: None,
         unversioned_reason: None,
         error: None,
+        unreadable: false,
     };
     let evidence = match crate::evidence::Evidence::open(path) {
         Ok(evidence) => evidence,
         Err(err) => {
             entry.error = Some(format!("cannot read the file: {err}"));
+            entry.unreadable = true;
             return entry;
         }
     };

@@ -13,10 +13,12 @@
 //! the user named is opened.
 
 mod dir;
+mod mount;
 mod nt_path;
 mod short_name;
 
 pub use dir::DirVolume;
+pub use mount::{find_system_hive, mount, volume_letters, MountError, MountSpec};
 pub use nt_path::{parse_nt_path, Anchor, NtPath};
 
 use std::borrow::Cow;

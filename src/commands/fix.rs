@@ -18,7 +18,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::boot::{self, ReplayOptions, Verdict};
-use crate::check::{CheckError, CheckOptions, Inspection};
+use crate::commands::check::{CheckError, CheckOptions, Inspection};
 use crate::hive::RawValue;
 use crate::output::{OutputError, OutputFile};
 use crate::queue::{multi_sz, Action, Operation};
@@ -181,7 +181,7 @@ pub fn plan(options: &CheckOptions) -> Result<FixPlan, CheckError> {
     // Each round removes at least one operation, so this ends.
     loop {
         rounds += 1;
-        let replay = boot::replay(&current, &inspection.volumes, replay_options);
+        let replay = boot::replay(&[&current], &inspection.volumes, replay_options);
         let mut any = false;
         for (index, outcome) in replay.outcomes.iter().enumerate() {
             if matches!(outcome.verdict, Verdict::Downgrade | Verdict::Overridden)

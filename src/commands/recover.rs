@@ -6,10 +6,10 @@ use std::path::Path;
 use miette::Diagnostic;
 use thiserror::Error;
 
+use crate::finding::{Finding, Severity};
 use crate::hive::{self, BaseBlock, HiveError, LogChoice};
 use crate::output::{Evidence, OutputError, OutputFile};
 use crate::text::shown;
-use crate::{Finding, Severity};
 
 /// What `recover` did.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -32,7 +32,7 @@ pub struct Recovered {
 #[derive(Debug, Error, Diagnostic)]
 pub enum RecoverError {
     #[error("cannot use the hive {path}")]
-    #[diagnostic(code(nextboot::hive_invalid))]
+    #[diagnostic(code(nextboot::recover::hive))]
     Hive {
         path: String,
         #[source]

@@ -1,0 +1,261 @@
+//! `check`: the whole pipeline, from the inputs the user named to a [`Report`].
+
+use std::path::{Path, PathBuf};
+
+use miette::Diagnostic;
+use thiserror::Error;
+
+use crate::boot::{self, ReplayOptions};
+use crate::finding::Finding;
+use crate::hive::{self, BaseBlock, ControlSetChoice, HiveError, LogChoice, RawValue, SystemHive};
+use crate::queue::{self, Operation, Queue};
+use crate::report::{
+    hive_section, other_control_sets, time, InputFile, Provenance, Report, ReportParts, Tool,
+};
+use crate::volume::{self, MountError, MountSpec, Volumes};
+
+/// What to hash (`--hash`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HashMode {
+    None,
+    /// The hive only.
+    #[default]
+    Hive,
+    /// The hive and every file examined.
+    All,
+}
+
+/// The inputs of one `check`.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// The mounted Windows system volume.
+    pub root: Option<PathBuf>,
+    /// The SYSTEM hive; default `ROOT/Windows/System32/config/SYSTEM`, found case-insensitively.
+    pub hive: Option<PathBuf>,
+    /// Further volumes: drive letter and directory.
+    pub drives: Vec<(char, PathBuf)>,
+    /// Volumes by `\Device\HarddiskVolumeN` number and directory.
+    pub devices: Vec<(u32, PathBuf)>,
+    /// The letter Windows gave `root`.
+    pub system_drive: char,
+    pub control_set: ControlSetChoice,
+    pub hash: HashMode,
+    /// Transaction logs for a dirty hive.
+    pub logs: LogChoice,
+    /// The command line, for the report's provenance.
+    pub command_line: Vec<String>,
+}
+
+impl Default for CheckOptions {
+    fn default() -> CheckOptions {
+        CheckOptions {
+            root: None,
+            hive: None,
+            drives: Vec::new(),
+            devices: Vec::new(),
+            system_drive: 'C',
+            control_set: ControlSetChoice::Next,
+            hash: HashMode::Hive,
+            logs: LogChoice::Beside,
+            command_line: Vec::new(),
+        }
+    }
+}
+
+impl CheckOptions {
+    /// The volumes to mount.
+    pub fn mounts(&self) -> MountSpec {
+        MountSpec {
+            root: self.root.clone(),
+            drives: self.drives.clone(),
+            devices: self.devices.clone(),
+            system_drive: self.system_drive,
+        }
+    }
+
+    /// What an output file must stay out of: every volume given, the hive's folder, the hive
+    /// and the logs named.
+    pub fn evidence(&self) -> crate::output::Evidence {
+        let mut evidence = crate::output::Evidence::default();
+        if let Some(root) = &self.root {
+            evidence.folder("ROOT", root);
+        }
+        for (letter, dir) in &self.drives {
+            evidence.folder(format!("the volume for {letter}:"), dir);
+        }
+        for (number, dir) in &self.devices {
+            evidence.folder(
+                format!("the volume for \\Device\\HarddiskVolume{number}"),
+                dir,
+            );
+        }
+        if let Some(hive) = self.hive.as_deref().filter(|h| !hive::is_stdin(h)) {
+            evidence.file(hive);
+            if let Some(folder) = hive.parent().filter(|p| !p.as_os_str().is_empty()) {
+                evidence.folder("the hive's folder", folder);
+            } else {
+                evidence.folder("the hive's folder", Path::new("."));
+            }
+        }
+        if let LogChoice::Files(logs) = &self.logs {
+            for log in logs {
+                evidence.file(log);
+            }
+        }
+        evidence
+    }
+}
+
+/// Why a check could not run at all (exit status 2).
+#[derive(Debug, Error, Diagnostic)]
+pub enum CheckError {
+    #[error("nothing to examine")]
+    #[diagnostic(
+        code(nextboot::check::no_input),
+        help(
+            "give the mounted Windows volume (nextboot check /mnt/win) or a hive (--hive SYSTEM)"
+        )
+    )]
+    NoInput,
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Mount(#[from] MountError),
+
+    #[error("cannot use the hive {path}")]
+    #[diagnostic(code(nextboot::check::hive))]
+    Hive {
+        path: String,
+        #[source]
+        #[diagnostic_source]
+        source: HiveError,
+    },
+}
+
+/// Runs the pipeline. Problems with single files end up in the report; only inputs that
+/// cannot be examined at all are errors.
+pub fn check(options: &CheckOptions) -> Result<Report, CheckError> {
+    let mut inspection = Inspection::open(options)?;
+    // The raw values are not needed for a report: free them before the replay.
+    inspection.pending = Vec::new();
+    let queue = std::mem::take(&mut inspection.queue);
+    Ok(inspection.report(queue.operations, options))
+}
+
+/// The inputs of a check, opened and decoded: everything before the replay.
+pub struct Inspection {
+    pub volumes: Volumes,
+    /// The control set whose queue is replayed.
+    pub used: u32,
+    /// Its pending values as stored.
+    pub pending: Vec<RawValue>,
+    /// Its decoded queue.
+    pub queue: Queue,
+    parts: ReportParts,
+}
+
+impl Inspection {
+    /// Opens the volumes and the hive (with its logs), and decodes the queue.
+    pub fn open(options: &CheckOptions) -> Result<Inspection, CheckError> {
+        let started = time::now();
+        let mut volumes = volume::mount(&options.mounts())?;
+        let hive_path = match (&options.hive, &options.root) {
+            (Some(hive), _) => hive.clone(),
+            (None, Some(root)) => volume::find_system_hive(&volumes, options.system_drive, root)?,
+            (None, None) => return Err(CheckError::NoInput),
+        };
+        let invalid = |source| CheckError::Hive {
+            path: hive_path.display().to_string(),
+            source,
+        };
+        let loaded = hive::load(&hive_path, &options.logs).map_err(invalid)?;
+        let primary = BaseBlock::parse(&loaded.primary).map_err(invalid)?;
+        let mut system = SystemHive::read(loaded.bytes()).map_err(invalid)?;
+        let chosen = system.choose(options.control_set).map_err(invalid)?;
+        let used = chosen.number;
+
+        let mut findings = loaded.findings.clone();
+        if let Some(recovery) = loaded.recovery.as_ref().filter(|_| loaded.is_recovered()) {
+            findings.push(Finding::info(
+                "hive-recovered",
+                format!(
+                    "the hive was dirty (sequence {}/{}); its transaction logs were applied as Windows would at the next boot (sequence now {}/{})",
+                    recovery.sequence_before.0,
+                    recovery.sequence_before.1,
+                    recovery.sequence_after.0,
+                    recovery.sequence_after.1
+                ),
+            ));
+        }
+        findings.extend(system.findings.iter().cloned());
+        // Everything the report needs from the files is taken now; the hive's bytes (mapped,
+        // or recovered in memory) are released before the replay.
+        let hive = hive_section(&loaded, &primary, options.hash != HashMode::None);
+        let mut inputs = vec![InputFile {
+            role: "hive",
+            path: hive.path.clone(),
+            size: hive.size,
+            sha256: hive.sha256.clone(),
+        }];
+        inputs.extend(loaded.log_uses().iter().map(|log| InputFile {
+            role: "log",
+            path: log.name.clone(),
+            size: std::fs::metadata(&log.name).map_or(0, |m| m.len()),
+            sha256: (options.hash != HashMode::None).then(|| log.sha256.clone()),
+        }));
+        drop(loaded);
+        volumes.set_volume_guids(volume::volume_letters(&system.mounted_devices));
+        let windows_directory = volumes.find_windows_dir();
+        let other_control_sets = other_control_sets(&system, used);
+        let present = system.control_sets.iter().map(|s| s.control_set).collect();
+        let session = &mut system.control_sets[chosen.index];
+        if !session.key_found {
+            findings.push(Finding::warning(
+                "session-manager-missing",
+                format!("ControlSet{used:03} has no Control\\Session Manager key"),
+            ));
+        }
+        let provenance = Provenance {
+            tool: Tool::default(),
+            command_line: options.command_line.clone(),
+            started,
+            inputs,
+            hive_sequence: [hive.primary_sequence, hive.secondary_sequence],
+            hive_sequence_after_recovery: hive.sequence_after_recovery,
+            logs_applied: hive.logs_applied.iter().map(|l| l.path.clone()).collect(),
+            session_manager_last_written: session.last_written.and_then(time::from_filetime),
+        };
+        let pending = std::mem::take(&mut session.pending);
+        let queue = queue::decode_registry(&pending);
+        findings.extend(queue.findings.iter().cloned());
+        Ok(Inspection {
+            volumes,
+            used,
+            pending,
+            queue,
+            parts: ReportParts {
+                provenance,
+                hive,
+                chosen,
+                select: system.select.unwrap_or_default(),
+                present,
+                mounted_devices: system.mounted_devices,
+                windows_directory,
+                other_control_sets,
+                findings,
+            },
+        })
+    }
+
+    /// Replays `operations` (the decoded queue, or a changed one) and builds the report.
+    pub fn report(self, operations: Vec<Operation>, options: &CheckOptions) -> Report {
+        let replay = boot::replay(
+            &[&operations],
+            &self.volumes,
+            ReplayOptions {
+                hash_files: options.hash == HashMode::All,
+            },
+        );
+        Report::build(self.parts, operations, replay, &self.volumes)
+    }
+}
