@@ -122,23 +122,55 @@ impl PeVersion {
     }
 }
 
-/// Why a file's version could not be read at all.
+/// Why a file's version could not be read at all: it is not a PE, or its resources are
+/// malformed, and what exactly.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum VersionError {
     #[error("not a PE file: {0}")]
-    NotPe(String),
+    NotPe(PeProblem),
     #[error("malformed PE resources: {0}")]
-    Malformed(String),
+    Malformed(PeProblem),
+}
+
+/// What is wrong with a PE file, with the offsets and sizes involved.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PeProblem {
+    #[error("no MZ signature")]
+    NoMz,
+    #[error("the file ends inside its DOS header ({len} bytes)")]
+    DosHeaderCut { len: usize },
+    #[error("the DOS header points to a PE header at offset {offset:#x}, past the end of the {len}-byte file")]
+    PeHeaderPastEnd { offset: usize, len: usize },
+    #[error("no PE signature at offset {offset:#x} (an MS-DOS program, or damaged)")]
+    NoPeSignature { offset: usize },
+    #[error("the optional header magic is {magic:#06x}, neither PE32 (0x10b) nor PE32+ (0x20b)")]
+    UnknownMagic { magic: u16 },
+    #[error("the file is truncated: it is {len} bytes, but {what} ends at byte {end} (a copy cut short?)")]
+    Truncated {
+        len: usize,
+        end: usize,
+        what: &'static str,
+    },
+    #[error(
+        "SizeOfOptionalHeader is {size}, not a multiple of 4, so the section table is misaligned"
+    )]
+    OddOptionalHeader { size: u16 },
+    #[error("the resource directory is at file offset {offset:#x}, not a multiple of 4")]
+    ResourceMisaligned { offset: usize },
+    #[error("internal: image buffer is not 4-byte aligned")]
+    BufferMisaligned,
+    #[error("PE parser failed: {0}")]
+    ParserPanicked(String),
+    /// pelite's own words.
+    #[error("{0}")]
+    Parser(String),
 }
 
 /// Reads the version of a PE image held in `bytes` (which must be 4-byte aligned, as a
 /// mapping is). Touches only the headers and the pages of the version resource.
 pub fn read_pe_version(bytes: &[u8]) -> Result<PeVersion, VersionError> {
-    let result = crate::guard::contain(|| read_unguarded(bytes)).unwrap_or_else(|panic| {
-        Err(VersionError::Malformed(format!(
-            "PE parser failed: {panic}"
-        )))
-    });
+    let result = crate::guard::contain(|| read_unguarded(bytes))
+        .unwrap_or_else(|panic| Err(VersionError::Malformed(PeProblem::ParserPanicked(panic))));
     // pelite says "bounds check failed" or "invalid data" for a file cut short: say what is
     // actually wrong, keeping the kind of failure.
     result.map_err(|err| match (truncation(bytes), err) {
@@ -150,7 +182,7 @@ pub fn read_pe_version(bytes: &[u8]) -> Result<PeVersion, VersionError> {
 
 /// Why a PE is cut short, if it is: the file ends before its headers, or before the raw data
 /// its section table places in the file.
-fn truncation(bytes: &[u8]) -> Option<String> {
+fn truncation(bytes: &[u8]) -> Option<PeProblem> {
     let nt = u32_at(bytes, 0x3c)? as usize;
     let u16_at = |at: usize| {
         bytes
@@ -158,9 +190,7 @@ fn truncation(bytes: &[u8]) -> Option<String> {
             .map(|b| u16::from_le_bytes([b[0], b[1]]))
     };
     let len = bytes.len();
-    let cut = |end: usize, what: &str| {
-        format!("the file is truncated: it is {len} bytes, but {what} ends at byte {end} (a copy cut short?)")
-    };
+    let cut = |end: usize, what: &'static str| PeProblem::Truncated { len, end, what };
     let file_header = nt.checked_add(24)?;
     // Without a PE signature, the file is not a cut PE (the other messages say what it is).
     if !bytes.get(nt..)?.starts_with(b"PE\0\0") {
@@ -191,12 +221,10 @@ fn truncation(bytes: &[u8]) -> Option<String> {
 
 fn read_unguarded(bytes: &[u8]) -> Result<PeVersion, VersionError> {
     if bytes.as_ptr() as usize % 4 != 0 {
-        return Err(VersionError::Malformed(
-            "internal: image buffer is not 4-byte aligned".into(),
-        ));
+        return Err(VersionError::Malformed(PeProblem::BufferMisaligned));
     }
     if !bytes.starts_with(b"MZ") {
-        return Err(VersionError::NotPe("no MZ signature".into()));
+        return Err(VersionError::NotPe(PeProblem::NoMz));
     }
     // pelite reads the NT headers through a reference to IMAGE_NT_HEADERS64, which needs
     // 8-byte alignment, while it checks (as the Windows loader requires) only that e_lfanew is
@@ -210,7 +238,7 @@ fn read_unguarded(bytes: &[u8]) -> Result<PeVersion, VersionError> {
         .and_then(|offset| offset.checked_add(24))
         .and_then(|at| bytes.get(at..at + 2))
         .map(|m| u16::from_le_bytes([m[0], m[1]]));
-    let not_pe = |err: pelite::Error| VersionError::NotPe(err.to_string());
+    let not_pe = |err: pelite::Error| VersionError::NotPe(PeProblem::Parser(err.to_string()));
     let shifted;
     let file = match (magic, nt_offset) {
         (Some(PE32_MAGIC), _) => {
@@ -240,9 +268,9 @@ fn read_unguarded(bytes: &[u8]) -> Result<PeVersion, VersionError> {
     // build). Real files have 0xE0 (PE32) or 0xF0 (PE32+).
     let optional_size = file.file_header().SizeOfOptionalHeader;
     if optional_size % 4 != 0 {
-        return Err(VersionError::Malformed(format!(
-            "SizeOfOptionalHeader is {optional_size}, not a multiple of 4, so the section table is misaligned"
-        )));
+        return Err(VersionError::Malformed(PeProblem::OddOptionalHeader {
+            size: optional_size,
+        }));
     }
     let resources = match file.resources() {
         Ok(resources) => resources,
@@ -253,7 +281,7 @@ fn read_unguarded(bytes: &[u8]) -> Result<PeVersion, VersionError> {
                 resource: None,
             })
         }
-        Err(err) => return Err(VersionError::Malformed(err.to_string())),
+        Err(err) => return Err(VersionError::Malformed(PeProblem::Parser(err.to_string()))),
     };
     // pelite checks the alignment of each resource structure relative to the start of the
     // resource data, then reads it through a reference: if that start is not 4-byte aligned
@@ -267,14 +295,14 @@ fn read_unguarded(bytes: &[u8]) -> Result<PeVersion, VersionError> {
         .and_then(|dir| file.slice_bytes(dir.VirtualAddress).ok())
         .map(|section| section.as_ptr() as usize);
     if let Some(start) = section_start.filter(|start| start % 4 != 0) {
-        return Err(VersionError::Malformed(format!(
-            "the resource directory is at file offset {:#x}, not a multiple of 4",
-            start.wrapping_sub(image_start)
-        )));
+        return Err(VersionError::Malformed(PeProblem::ResourceMisaligned {
+            offset: start.wrapping_sub(image_start),
+        }));
     }
     // The version resource is RT_VERSION, normally with id 1; take the first name and the
     // first language, as GetFileVersionInfo does when the user's language is not present.
-    let malformed = |err: &dyn fmt::Display| VersionError::Malformed(err.to_string());
+    let malformed =
+        |err: &dyn fmt::Display| VersionError::Malformed(PeProblem::Parser(err.to_string()));
     let root = resources.root().map_err(|e| malformed(&e))?;
     let dir = match root.get_dir(Name::VERSION) {
         Ok(dir) => dir,
@@ -306,25 +334,19 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
 }
 
 /// Why an MZ file has no PE32 or PE32+ header where its DOS header points.
-fn no_pe_header(bytes: &[u8], nt_offset: Option<usize>) -> String {
+fn no_pe_header(bytes: &[u8], nt_offset: Option<usize>) -> PeProblem {
     let Some(offset) = nt_offset else {
-        return format!(
-            "the file ends inside its DOS header ({} bytes)",
-            bytes.len()
-        );
+        return PeProblem::DosHeaderCut { len: bytes.len() };
     };
     match bytes.get(offset..offset.saturating_add(26)) {
-        None => format!(
-            "the DOS header points to a PE header at offset {offset:#x}, past the end of the {}-byte file",
-            bytes.len()
-        ),
-        Some(header) if !header.starts_with(b"PE\0\0") => {
-            format!("no PE signature at offset {offset:#x} (an MS-DOS program, or damaged)")
-        }
-        Some(header) => format!(
-            "the optional header magic is {:#06x}, neither PE32 (0x10b) nor PE32+ (0x20b)",
-            u16::from_le_bytes([header[24], header[25]])
-        ),
+        None => PeProblem::PeHeaderPastEnd {
+            offset,
+            len: bytes.len(),
+        },
+        Some(header) if !header.starts_with(b"PE\0\0") => PeProblem::NoPeSignature { offset },
+        Some(header) => PeProblem::UnknownMagic {
+            magic: u16::from_le_bytes([header[24], header[25]]),
+        },
     }
 }
 
