@@ -96,6 +96,38 @@ fn hostile_scenario() -> (Scenario, Vec<(String, String)>) {
     (s, pairs)
 }
 
+/// The KB 815062 case: staged v8 over v12 on disk.
+fn kb815062() -> Scenario {
+    let mut s = Scenario::new();
+    s.put("Windows/System32/File.dll", "file_v12.dll");
+    s.put("Windows/System32/SET1.tmp", "file_v8.dll");
+    s.hive.pending(
+        1,
+        &[(&sys32("SET1.tmp"), &format!("!{}", sys32("File.dll")))],
+    );
+    s
+}
+
+/// A `.reg` as text (UTF-16LE after its BOM).
+fn reg_text(bytes: &[u8]) -> String {
+    assert_eq!(&bytes[..2], &[0xff, 0xfe], "UTF-16LE with a BOM");
+    let units: Vec<u16> = bytes[2..]
+        .chunks_exact(2)
+        .map(|p| u16::from_le_bytes([p[0], p[1]]))
+        .collect();
+    String::from_utf16(&units).unwrap()
+}
+
+/// The finding codes of a JSON report.
+fn codes(report: &Value) -> Vec<&str> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect()
+}
+
 /// No unsafe character but the line ends the writer itself put there.
 fn assert_terminal_safe(what: &str, text: &str) {
     if let Some((at, c)) = text
@@ -273,12 +305,7 @@ fn fix_reg_of_a_hostile_queue_changes_only_the_pending_values() {
         pairs.len() / 2,
         "one summary line per removed operation:\n{stdout}"
     );
-    let bytes = std::fs::read(&out).unwrap();
-    let units: Vec<u16> = bytes[2..]
-        .chunks_exact(2)
-        .map(|p| u16::from_le_bytes([p[0], p[1]]))
-        .collect();
-    let text = String::from_utf16(&units).unwrap();
+    let text = reg_text(&std::fs::read(&out).unwrap());
     // Only CRLF ends lines, and every line is of a kind the writer makes.
     let body = text.strip_suffix("\r\n").unwrap();
     for line in body.split("\r\n") {
@@ -467,13 +494,7 @@ fn run_unprivileged(args: &[&OsStr]) -> Option<(i32, String, String)> {
 #[test]
 fn a_file_that_cannot_be_read_fails_the_gate() {
     use std::os::unix::fs::PermissionsExt;
-    let mut s = Scenario::new();
-    s.put("Windows/System32/File.dll", "file_v12.dll");
-    s.put("Windows/System32/SET1.tmp", "file_v8.dll");
-    s.hive.pending(
-        1,
-        &[(&sys32("SET1.tmp"), &format!("!{}", sys32("File.dll")))],
-    );
+    let s = kb815062();
     s.write_hive();
     // Everything readable to anyone but the file on disk.
     for entry in walk(s.root()) {
@@ -588,12 +609,7 @@ fn a_name_that_is_not_utf8_is_never_taken_for_a_new_file() {
         ops[0]["reason"]
     );
     assert_eq!(ops[1]["verdict"], "new-file");
-    let codes: Vec<&str> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["code"].as_str().unwrap())
-        .collect();
+    let codes = codes(&report);
     assert!(codes.contains(&"names-undecodable"), "{codes:?}");
     assert!(codes.contains(&"name-undecodable"), "{codes:?}");
 }
@@ -725,13 +741,7 @@ fn a_hive_on_standard_input() {
 
 #[test]
 fn outputs_never_go_into_the_evidence() {
-    let mut s = Scenario::new();
-    s.put("Windows/System32/File.dll", "file_v12.dll");
-    s.put("Windows/System32/SET1.tmp", "file_v8.dll");
-    s.hive.pending(
-        1,
-        &[(&sys32("SET1.tmp"), &format!("!{}", sys32("File.dll")))],
-    );
+    let s = kb815062();
     let hive = s.write_hive();
     let other = tempfile::tempdir().unwrap();
     let hive_copy_dir = tempfile::tempdir().unwrap();
@@ -847,12 +857,7 @@ fn load_keys_that_reg_load_would_not_take_are_usage_errors() {
         "HKU\\Offline System".as_ref(),
     ]);
     assert_eq!(status, 0, "{stderr}");
-    let bytes = std::fs::read(&out).unwrap();
-    let units: Vec<u16> = bytes[2..]
-        .chunks_exact(2)
-        .map(|p| u16::from_le_bytes([p[0], p[1]]))
-        .collect();
-    let text = String::from_utf16(&units).unwrap();
+    let text = reg_text(&std::fs::read(&out).unwrap());
     assert!(text.contains("[HKEY_USERS\\Offline System\\ControlSet001\\Control\\Session Manager]"));
     assert!(
         text.contains(";   reg load \"HKU\\Offline System\" "),
