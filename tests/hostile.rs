@@ -118,6 +118,7 @@ fn reg_text(bytes: &[u8]) -> String {
     String::from_utf16(&units).unwrap()
 }
 
+#[cfg(unix)]
 /// The finding codes of a JSON report.
 fn codes(report: &Value) -> Vec<&str> {
     report["findings"]
