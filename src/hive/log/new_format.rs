@@ -1,0 +1,336 @@
+//! New-format logs (Windows 8.1 and later, file type 6): `HvLE` log entries from offset 512,
+//! each a run of dirty pages with two Marvin32 hashes, replayed in sequence-number order.
+
+use super::{
+    marvin32_64, seq_after, valid_bins_size, Candidate, Header, LogUse, Outcome, BASE_BLOCK_SIZE,
+    FLAGS_OFFSET, LOG_BASE_BLOCK_SIZE, LOG_HASH_SEED, SECTOR,
+};
+use super::{u32_at, u64_at};
+
+const ENTRY_HEADER_SIZE: usize = 40;
+/// Base block flag restored from log entries: KTM locked the hive (pending transactions).
+const FLAG_KTM_LOCKED: u32 = 0x1;
+
+/// New format: replay the logs in order of their base sequence numbers, chaining each log's
+/// run of consecutive entries onto the previous one.
+pub(super) fn replay_new(
+    primary: &[u8],
+    header: &Header,
+    logs: &[Candidate<'_>],
+    uses: &mut [LogUse],
+    growth_limit: u64,
+) -> Option<Outcome> {
+    let mut notes = Vec::new();
+    let (mut bytes, mut bins_size, order, base_block_from_log) = if header.checksum_ok {
+        // Logs whose base sequence is older than the primary's last complete write hold only
+        // what the primary already has.
+        let mut eligible = Vec::new();
+        for log in logs {
+            if seq_after(header.seq2, log.header.seq1) {
+                let log_use = &mut uses[log.index];
+                log_use.entries_skipped = count_entries(log.bytes, LOG_BASE_BLOCK_SIZE);
+                log_use.notes.push(format!(
+                    "not applied: its entries start at sequence {}, older than the primary's last complete write (secondary sequence {}), so the primary already holds them",
+                    log.header.seq1, header.seq2
+                ));
+            } else {
+                eligible.push(log);
+            }
+        }
+        // Earliest entries first.
+        eligible.sort_by_key(|log| log.header.seq1.wrapping_sub(header.seq2));
+        (primary.to_vec(), header.bins_size, eligible, false)
+    } else {
+        // Windows replays only the log with the latest entries when the primary's base block
+        // is damaged, and takes the base block from it.
+        let newest = logs.iter().reduce(|best, log| {
+            if seq_after(log.header.seq1, best.header.seq1) {
+                log
+            } else {
+                best
+            }
+        })?;
+        let newest_name = uses[newest.index].name.clone();
+        for log in logs {
+            if log.index != newest.index {
+                let log_use = &mut uses[log.index];
+                log_use.entries_skipped = count_entries(log.bytes, LOG_BASE_BLOCK_SIZE);
+                log_use.notes.push(format!(
+                    "not applied: the primary's base block is damaged, and then Windows replays only the log with the latest entries ({newest_name})"
+                ));
+            }
+        }
+        let mut bytes = primary.to_vec();
+        bytes[..BASE_BLOCK_SIZE].fill(0);
+        bytes[..LOG_BASE_BLOCK_SIZE].copy_from_slice(&newest.bytes[..LOG_BASE_BLOCK_SIZE]);
+        notes.push(format!(
+            "the primary's base block is damaged (checksum {:#010x}, computed {:#010x}); it was replaced by the copy in {}",
+            header.stored_checksum, header.computed_checksum, uses[newest.index].name
+        ));
+        (bytes, newest.header.bins_size, vec![newest], true)
+    };
+
+    let mut last: Option<u32> = None;
+    let mut flags = None;
+    let mut chain_broken: Option<String> = None;
+    for log in order {
+        let log_use = &mut uses[log.index];
+        if let Some(why) = &chain_broken {
+            log_use.entries_skipped = count_entries(log.bytes, LOG_BASE_BLOCK_SIZE);
+            log_use.notes.push(format!("not applied: {why}"));
+            continue;
+        }
+        if let Some(last) = last {
+            let next = last.wrapping_add(1);
+            if log.header.seq1 != next {
+                log_use.entries_skipped = count_entries(log.bytes, LOG_BASE_BLOCK_SIZE);
+                log_use.notes.push(format!(
+                    "not applied: its entries start at sequence {}, but replay needs {} next (the last entry applied was {}); Windows stops at the first gap",
+                    log.header.seq1, next, last
+                ));
+                continue;
+            }
+        }
+        let mut pos = LOG_BASE_BLOCK_SIZE;
+        let mut expected = log.header.seq1;
+        let stop = loop {
+            let entry = match parse_entry(log.bytes, pos, growth_limit) {
+                Ok(entry) => entry,
+                Err(stop) => break stop,
+            };
+            if entry.sequence != expected {
+                break Stop::Sequence {
+                    found: entry.sequence,
+                    expected,
+                };
+            }
+            let end = BASE_BLOCK_SIZE + entry.bins_size as usize;
+            if bytes.len() < end {
+                bytes.resize(end, 0);
+            }
+            for page in &entry.pages {
+                let target = BASE_BLOCK_SIZE + page.target as usize;
+                let data = &log.bytes[page.data..page.data + page.len];
+                bytes[target..target + page.len].copy_from_slice(data);
+            }
+            bins_size = entry.bins_size;
+            flags = Some(entry.flags);
+            last = Some(entry.sequence);
+            log_use.entries_applied += 1;
+            log_use.pages_applied += entry.pages.len();
+            log_use.applied = true;
+            expected = expected.wrapping_add(1);
+            pos += entry.size;
+        };
+        log_use.entries_skipped = count_entries(log.bytes, pos);
+        let applied = log_use.entries_applied;
+        let range = match last {
+            Some(last) if applied == 1 => format!("applied 1 entry (sequence {last})"),
+            Some(last) if applied > 0 => format!(
+                "applied {applied} entries (sequence {} to {last})",
+                log.header.seq1
+            ),
+            _ => format!(
+                "no entry applied (the first was expected to have sequence {})",
+                log.header.seq1
+            ),
+        };
+        log_use
+            .notes
+            .push(format!("{range}; replay {}", stop.describe(pos)));
+        if let Some(why) = stop.abnormal(pos) {
+            notes.push(format!(
+                "replay of {} {why}; later entries were not applied",
+                log_use.name
+            ));
+        }
+        if applied == 0 {
+            chain_broken = Some(format!(
+                "{} yielded no entries, so later logs cannot continue the sequence",
+                log_use.name
+            ));
+        }
+    }
+    let sequence = last?;
+    // Only the KTM-locked bit travels in log entries.
+    let flags = flags.map(|entry_flags| {
+        let base = u32_at(&bytes, FLAGS_OFFSET).unwrap_or(0);
+        (base & !FLAG_KTM_LOCKED) | (entry_flags & FLAG_KTM_LOCKED)
+    });
+    Some(Outcome {
+        bytes,
+        sequence,
+        bins_size,
+        flags,
+        base_block_from_log,
+        notes,
+    })
+}
+
+struct Entry {
+    size: usize,
+    sequence: u32,
+    flags: u32,
+    bins_size: u32,
+    pages: Vec<Page>,
+}
+
+struct Page {
+    /// Offset in the hive bins data.
+    target: u32,
+    len: usize,
+    /// Offset of the page's bytes in the log file.
+    data: usize,
+}
+
+/// Why replay of one log stopped.
+enum Stop {
+    /// The file ends.
+    EndOfFile,
+    /// No `HvLE` signature: unused or stale space, the normal end of a log.
+    NoEntry,
+    /// A consecutive run ended: the next entry is older (left from an earlier cycle) or
+    /// further ahead.
+    Sequence { found: u32, expected: u32 },
+    /// An `HvLE` entry that is not valid.
+    Damaged(String),
+}
+
+impl Stop {
+    fn describe(&self, pos: usize) -> String {
+        match self {
+            Stop::EndOfFile => format!("reached the end of the file (offset {pos})"),
+            Stop::NoEntry => format!("ended at offset {pos}, where no further entry starts"),
+            Stop::Sequence { found, expected } if seq_after(*expected, *found) => format!(
+                "ended at offset {pos}: the entry there has sequence {found}, older than the {expected} expected (left from an earlier use of the file)"
+            ),
+            Stop::Sequence { found, expected } => format!(
+                "stopped at offset {pos}: the entry there has sequence {found} where {expected} was expected, and Windows stops at the first gap"
+            ),
+            Stop::Damaged(why) => format!("stopped at offset {pos}: {why}"),
+        }
+    }
+
+    /// For a stop that is not the normal end of a log: what happened, for the overall notes.
+    fn abnormal(&self, pos: usize) -> Option<String> {
+        match self {
+            Stop::Damaged(why) => Some(format!("stopped at a damaged entry (offset {pos}: {why})")),
+            Stop::Sequence { found, expected } if seq_after(*found, *expected) => Some(format!(
+                "stopped at a sequence gap (offset {pos}: sequence {found} where {expected} was expected)"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Reads and checks the log entry at `pos`.
+fn parse_entry(log: &[u8], pos: usize, growth_limit: u64) -> Result<Entry, Stop> {
+    let Some(head) = log
+        .get(pos..)
+        .and_then(|rest| rest.get(..ENTRY_HEADER_SIZE))
+    else {
+        return Err(if pos >= log.len() {
+            Stop::EndOfFile
+        } else {
+            Stop::NoEntry
+        });
+    };
+    if !head.starts_with(b"HvLE") {
+        return Err(Stop::NoEntry);
+    }
+    let field = |offset: usize| u32_at(head, offset).unwrap_or(0);
+    let size = field(4) as usize;
+    let flags = field(8);
+    let sequence = field(12);
+    let bins_size = field(16);
+    let count = field(20) as usize;
+    let damaged = |why: String| Err(Stop::Damaged(format!("entry {sequence}: {why}")));
+    if size < SECTOR || size % SECTOR != 0 {
+        return damaged(format!("size {size} is not a positive multiple of 512"));
+    }
+    let Some(entry) = log.get(pos..).and_then(|rest| rest.get(..size)) else {
+        return damaged(format!(
+            "size {size} runs past the end of the file ({} bytes left)",
+            log.len() - pos
+        ));
+    };
+    if !valid_bins_size(bins_size) {
+        return damaged(format!(
+            "hive bins size {bins_size} is not a positive multiple of 4,096"
+        ));
+    }
+    if BASE_BLOCK_SIZE as u64 + u64::from(bins_size) > growth_limit {
+        return damaged(format!(
+            "hive bins size {bins_size} is more than the primary and the logs together could fill"
+        ));
+    }
+    let stored_hash2 = u64_at(entry, 32).unwrap_or(0);
+    if marvin32_64(&entry[..32], LOG_HASH_SEED) != stored_hash2 {
+        return damaged("Hash-2 (over the entry header) does not match".to_string());
+    }
+    let stored_hash1 = u64_at(entry, 24).unwrap_or(0);
+    if marvin32_64(&entry[ENTRY_HEADER_SIZE..], LOG_HASH_SEED) != stored_hash1 {
+        return damaged("Hash-1 (over the page references and pages) does not match".to_string());
+    }
+    if count == 0 {
+        return damaged("it has no dirty pages".to_string());
+    }
+    let references_end = count
+        .checked_mul(8)
+        .and_then(|n| n.checked_add(ENTRY_HEADER_SIZE))
+        .filter(|&end| end <= size);
+    let Some(references_end) = references_end else {
+        return damaged(format!(
+            "{count} page references do not fit in {size} bytes"
+        ));
+    };
+    let mut pages = Vec::with_capacity(count);
+    let mut data = references_end;
+    for reference in entry[ENTRY_HEADER_SIZE..references_end].chunks_exact(8) {
+        let target = u32::from_le_bytes([reference[0], reference[1], reference[2], reference[3]]);
+        let len = u32::from_le_bytes([reference[4], reference[5], reference[6], reference[7]]);
+        if u64::from(target) + u64::from(len) > u64::from(bins_size) {
+            return damaged(format!(
+                "a page at {target:#x} of {len} bytes lies outside its {bins_size} bytes of hive bins"
+            ));
+        }
+        let len = len as usize;
+        if data.checked_add(len).is_none_or(|end| end > size) {
+            return damaged(format!("its pages need more than its {size} bytes"));
+        }
+        pages.push(Page {
+            target,
+            len,
+            data: pos + data,
+        });
+        data += len;
+    }
+    Ok(Entry {
+        size,
+        sequence,
+        flags,
+        bins_size,
+        pages,
+    })
+}
+
+/// `HvLE` entries found by walking from `pos` by their size fields (hashes not checked):
+/// how many entries a log holds beyond what was applied.
+pub(super) fn count_entries(log: &[u8], mut pos: usize) -> usize {
+    let mut count = 0;
+    while let Some(head) = log
+        .get(pos..)
+        .and_then(|rest| rest.get(..ENTRY_HEADER_SIZE))
+    {
+        if !head.starts_with(b"HvLE") {
+            break;
+        }
+        count += 1;
+        let size = u32_at(head, 4).unwrap_or(0) as usize;
+        if size < SECTOR || size % SECTOR != 0 {
+            break;
+        }
+        pos = pos.saturating_add(size);
+    }
+    count
+}
