@@ -31,6 +31,9 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+use zerocopy::FromBytes;
+
+use super::base_block::{checksum, BaseBlockHeader, CHECKSUM_OFFSET};
 
 mod marvin;
 mod new_format;
@@ -42,8 +45,7 @@ pub use marvin::{marvin32, marvin32_64};
 use new_format::{count_entries, replay_new};
 use old_format::replay_old;
 
-/// Size of a primary file's base block, and the file offset of the first hive bin.
-pub const BASE_BLOCK_SIZE: usize = 4096;
+pub use super::base_block::BASE_BLOCK_SIZE;
 /// Size of the base block copy at the start of a transaction log (clustering factor 1).
 pub const LOG_BASE_BLOCK_SIZE: usize = 512;
 /// The largest hive bins data this module builds (2 GiB), whatever a file declares.
@@ -51,8 +53,6 @@ pub const MAX_HIVE_BINS_SIZE: u32 = 0x8000_0000;
 /// The Marvin32 seed of log entry hashes (bytes `82 EF 4D 88 7A 4E 55 C5` as one number).
 pub const LOG_HASH_SEED: u64 = 0x82EF_4D88_7A4E_55C5;
 
-const CHECKSUM_OFFSET: usize = 508;
-const FLAGS_OFFSET: usize = 144;
 const SECTOR: usize = 512;
 const HBIN_ALIGNMENT: u32 = 4096;
 const FILE_TYPE_PRIMARY: u32 = 0;
@@ -173,24 +173,13 @@ pub enum RecoveryError {
 /// The XOR-32 checksum of a base block's first 508 bytes, with Windows' adjustments (0 becomes
 /// 1, `0xFFFF_FFFF` becomes `0xFFFF_FFFE`). `block` must hold at least 508 bytes.
 pub fn base_block_checksum(block: &[u8]) -> u32 {
-    let sum = block
-        .get(..CHECKSUM_OFFSET)
-        .unwrap_or(&[])
-        .chunks_exact(4)
-        .fold(0u32, |acc, d| {
-            acc ^ u32::from_le_bytes([d[0], d[1], d[2], d[3]])
-        });
-    match sum {
-        0 => 1,
-        u32::MAX => u32::MAX - 1,
-        sum => sum,
-    }
+    checksum(block.get(..CHECKSUM_OFFSET).unwrap_or(&[]))
 }
 
 /// Whether a primary file needs recovery: its sequence numbers differ or its base block
 /// checksum is wrong. `false` for anything too short to tell.
 pub fn is_dirty(primary: &[u8]) -> bool {
-    Header::parse(primary).is_some_and(|h| !h.checksum_ok || h.seq1 != h.seq2)
+    BaseBlockHeader::parse(primary).is_some_and(BaseBlockHeader::is_dirty)
 }
 
 /// Recovers `primary` with `logs` (any order; empty, foreign and damaged files allowed).
@@ -210,20 +199,20 @@ pub fn recover(primary: &[u8], logs: &[LogFile<'_>]) -> Result<Recovery, Recover
     if primary.len() < BASE_BLOCK_SIZE {
         return Err(RecoveryError::TooShort { len: primary.len() });
     }
-    let Some(header) = Header::parse(primary).filter(|_| primary.starts_with(b"regf")) else {
+    let Some(header) = BaseBlockHeader::parse(primary).filter(|h| h.signature == *b"regf") else {
         return Err(RecoveryError::NotAHive {
             first_bytes: hex_preview(primary),
         });
     };
     if matches!(
-        header.file_type,
+        header.file_type.get(),
         FILE_TYPE_LOG_OLD | FILE_TYPE_LOG_VERY_OLD | FILE_TYPE_LOG_NEW
     ) {
         return Err(RecoveryError::NotPrimary {
-            file_type: header.file_type,
+            file_type: header.file_type.get(),
         });
     }
-    let was_dirty = !header.checksum_ok || header.seq1 != header.seq2;
+    let was_dirty = header.is_dirty();
     // A genuine log entry only carries pages that the primary and the logs hold, so the hive
     // can never legitimately need more bytes than all the inputs together.
     let growth_limit = logs.iter().fold(primary.len() as u64, |sum, log| {
@@ -232,7 +221,7 @@ pub fn recover(primary: &[u8], logs: &[LogFile<'_>]) -> Result<Recovery, Recover
     let mut uses: Vec<LogUse> = logs.iter().map(LogUse::new).collect();
     let mut candidates = Vec::new();
     for (index, log) in logs.iter().enumerate() {
-        match classify(log.bytes, primary, &header) {
+        match classify(log.bytes, header) {
             Ok((format, log_header)) => {
                 uses[index].format = Some(format);
                 candidates.push(Candidate {
@@ -263,14 +252,20 @@ pub fn recover(primary: &[u8], logs: &[LogFile<'_>]) -> Result<Recovery, Recover
                 "not applied: the primary is clean (sequence numbers equal, checksum right), and Windows ignores the logs of a clean hive".to_string(),
             );
         }
-        check_complete(primary, header.bins_size)?;
+        check_complete(primary, header.hive_bins_size.get())?;
         return Ok(Recovery {
             bytes: primary.to_vec(),
-            sequence_before: (header.seq1, header.seq2),
-            sequence_after: (header.seq1, header.seq2),
+            sequence_before: (
+                header.primary_sequence.get(),
+                header.secondary_sequence.get(),
+            ),
+            sequence_after: (
+                header.primary_sequence.get(),
+                header.secondary_sequence.get(),
+            ),
             was_dirty,
             base_block_from_log: false,
-            hive_bins_size: header.bins_size,
+            hive_bins_size: header.hive_bins_size.get(),
             logs: uses,
             notes: Vec::new(),
         });
@@ -285,36 +280,39 @@ pub fn recover(primary: &[u8], logs: &[LogFile<'_>]) -> Result<Recovery, Recover
                 "not applied: new-format logs are present, and an old-format log cannot continue them".to_string(),
             );
         }
-        replay_new(primary, &header, &new, &mut uses, growth_limit)
+        replay_new(primary, header, &new, &mut uses, growth_limit)
     } else {
-        replay_old(primary, &header, &old, &mut uses, growth_limit)
+        replay_old(primary, header, &old, &mut uses, growth_limit)
     };
     let Some(mut outcome) = outcome else {
-        if !header.checksum_ok {
+        if !header.checksum_ok() {
             return Err(RecoveryError::BaseBlockDamaged {
-                stored: header.stored_checksum,
-                computed: header.computed_checksum,
+                stored: header.checksum.get(),
+                computed: header.computed_checksum(),
             });
         }
         // Nothing applicable: the primary's own data, made readable.
         let mut bytes = primary.to_vec();
-        let sequence = header.seq1;
-        finish_base_block(&mut bytes, sequence, header.bins_size, None);
-        check_complete(&bytes, header.bins_size)?;
+        let sequence = header.primary_sequence.get();
+        finish_base_block(&mut bytes, sequence, header.hive_bins_size.get(), None);
+        check_complete(&bytes, header.hive_bins_size.get())?;
         let mut notes = vec![format!(
             "nothing was applied: the hive is the primary file as it is, so writes after its last complete flush (sequence {}) are missing",
-            header.seq2
+            header.secondary_sequence.get()
         )];
         if logs.is_empty() {
             notes.push("no transaction log was given".to_string());
         }
         return Ok(Recovery {
             bytes,
-            sequence_before: (header.seq1, header.seq2),
+            sequence_before: (
+                header.primary_sequence.get(),
+                header.secondary_sequence.get(),
+            ),
             sequence_after: (sequence, sequence),
             was_dirty,
             base_block_from_log: false,
-            hive_bins_size: header.bins_size,
+            hive_bins_size: header.hive_bins_size.get(),
             logs: uses,
             notes,
         });
@@ -328,7 +326,10 @@ pub fn recover(primary: &[u8], logs: &[LogFile<'_>]) -> Result<Recovery, Recover
     check_complete(&outcome.bytes, outcome.bins_size)?;
     Ok(Recovery {
         bytes: outcome.bytes,
-        sequence_before: (header.seq1, header.seq2),
+        sequence_before: (
+            header.primary_sequence.get(),
+            header.secondary_sequence.get(),
+        ),
         sequence_after: (outcome.sequence, outcome.sequence),
         was_dirty,
         base_block_from_log: outcome.base_block_from_log,
@@ -354,48 +355,11 @@ impl LogUse {
     }
 }
 
-/// The base block fields recovery uses. Parsed from the first 512 bytes, so it serves for the
-/// 4,096-byte block of a primary and the 512-byte copy at the start of a log alike.
-#[derive(Clone, Copy, Debug)]
-struct Header {
-    seq1: u32,
-    seq2: u32,
-    timestamp: u64,
-    major: u32,
-    file_type: u32,
-    file_format: u32,
-    bins_size: u32,
-    clustering: u32,
-    stored_checksum: u32,
-    computed_checksum: u32,
-    checksum_ok: bool,
-}
-
-impl Header {
-    fn parse(bytes: &[u8]) -> Option<Header> {
-        let block = bytes.get(..LOG_BASE_BLOCK_SIZE)?;
-        let stored_checksum = u32_at(block, CHECKSUM_OFFSET)?;
-        let computed_checksum = base_block_checksum(block);
-        Some(Header {
-            seq1: u32_at(block, 4)?,
-            seq2: u32_at(block, 8)?,
-            timestamp: u64_at(block, 12)?,
-            major: u32_at(block, 20)?,
-            file_type: u32_at(block, 28)?,
-            file_format: u32_at(block, 32)?,
-            bins_size: u32_at(block, 40)?,
-            clustering: u32_at(block, 44)?,
-            stored_checksum,
-            computed_checksum,
-            checksum_ok: stored_checksum == computed_checksum,
-        })
-    }
-}
-
 struct Candidate<'a> {
     index: usize,
     bytes: &'a [u8],
-    header: Header,
+    /// The log's copy of the base block.
+    header: &'a BaseBlockHeader,
     format: LogFormat,
 }
 
@@ -411,18 +375,17 @@ struct Outcome {
 }
 
 /// Whether a log can be used at all, and in which format; or why not.
-fn classify(
-    bytes: &[u8],
-    primary: &[u8],
-    primary_header: &Header,
-) -> Result<(LogFormat, Header), (Option<LogFormat>, String)> {
+fn classify<'a>(
+    bytes: &'a [u8],
+    primary: &BaseBlockHeader,
+) -> Result<(LogFormat, &'a BaseBlockHeader), (Option<LogFormat>, String)> {
     if bytes.is_empty() {
         return Err((
             None,
             "not applied: the file is empty (an unused log slot)".to_string(),
         ));
     }
-    let Some(header) = Header::parse(bytes) else {
+    let Some(header) = BaseBlockHeader::parse(bytes) else {
         return Err((
             None,
             format!(
@@ -440,7 +403,7 @@ fn classify(
             ),
         ));
     }
-    let format = match header.file_type {
+    let format = match header.file_type.get() {
         FILE_TYPE_LOG_NEW => LogFormat::New,
         FILE_TYPE_LOG_OLD | FILE_TYPE_LOG_VERY_OLD => LogFormat::Old,
         FILE_TYPE_PRIMARY => {
@@ -458,31 +421,37 @@ fn classify(
         }
     };
     let fail = |why: String| Err((Some(format), format!("not applied: {why}")));
-    if !header.checksum_ok {
+    if !header.checksum_ok() {
         return fail(format!(
             "its base block checksum is wrong (stored {:#010x}, computed {:#010x}): the log itself was being written when the system stopped",
-            header.stored_checksum, header.computed_checksum
+            header.checksum.get(), header.computed_checksum()
         ));
     }
-    if header.seq1 != header.seq2 {
+    if header.primary_sequence.get() != header.secondary_sequence.get() {
         return fail(format!(
             "its base block is mid-update (sequence numbers {} and {} differ)",
-            header.seq1, header.seq2
+            header.primary_sequence.get(),
+            header.secondary_sequence.get()
         ));
     }
-    if header.major != 1 || header.file_format != 1 || header.clustering != 1 {
+    if header.major_version.get() != 1
+        || header.file_format.get() != 1
+        || header.clustering_factor.get() != 1
+    {
         return fail(format!(
             "unsupported base block (version {}.x, file format {}, clustering factor {})",
-            header.major, header.file_format, header.clustering
+            header.major_version.get(),
+            header.file_format.get(),
+            header.clustering_factor.get()
         ));
     }
-    if !valid_bins_size(header.bins_size) {
+    if !valid_bins_size(header.hive_bins_size.get()) {
         return fail(format!(
             "its base block declares {} bytes of hive bins, not a positive multiple of 4,096",
-            header.bins_size
+            header.hive_bins_size.get()
         ));
     }
-    if let Some(why) = foreign(bytes, primary, primary_header) {
+    if let Some(why) = foreign(header, primary) {
         return fail(why);
     }
     Ok((format, header))
@@ -491,16 +460,13 @@ fn classify(
 /// Why a log evidently belongs to another hive: both its embedded file name and its resource
 /// manager GUID differ from the primary's. (Either one matching is enough: Windows copies both
 /// from the same in-memory base block into the primary and the logs.)
-fn foreign(log: &[u8], primary: &[u8], primary_header: &Header) -> Option<String> {
-    if !primary_header.checksum_ok {
+fn foreign(log: &BaseBlockHeader, primary: &BaseBlockHeader) -> Option<String> {
+    if !primary.checksum_ok() {
         return None; // nothing trustworthy to compare with
     }
-    let name = |b: &[u8]| -> Vec<u16> {
-        b.get(48..112)
-            .unwrap_or(&[])
-            .chunks_exact(2)
-            .map(|p| u16::from_le_bytes([p[0], p[1]]))
-            .take_while(|&u| u != 0)
+    let name = |header: &BaseBlockHeader| -> Vec<u16> {
+        header
+            .name_units()
             .map(|u| {
                 if u < 0x80 {
                     u16::from((u as u8).to_ascii_uppercase())
@@ -514,30 +480,22 @@ fn foreign(log: &[u8], primary: &[u8], primary_header: &Header) -> Option<String
     if log_name.is_empty() || primary_name.is_empty() || log_name == primary_name {
         return None;
     }
-    let rm_id = |b: &[u8]| -> Option<[u8; 16]> {
-        let signature = b.get(164..168)?;
-        let id: [u8; 16] = b.get(112..128)?.try_into().ok()?;
-        (signature == b"rmtm" && id != [0; 16]).then_some(id)
+    let rm_id = |header: &BaseBlockHeader| -> Option<[u8; 16]> {
+        (header.guid_signature == *b"rmtm" && header.rm_id != [0; 16]).then_some(header.rm_id)
     };
     if let (Some(a), Some(b)) = (rm_id(log), rm_id(primary)) {
         if a == b {
             return None;
         }
     }
+    let raw = |header: &BaseBlockHeader| {
+        String::from_utf16_lossy(&header.name_units().collect::<Vec<_>>())
+    };
     Some(format!(
         "it belongs to another hive: its base block names \"{}\", the primary's \"{}\"",
-        String::from_utf16_lossy(&name_raw(log)),
-        String::from_utf16_lossy(&name_raw(primary)),
+        raw(log),
+        raw(primary),
     ))
-}
-
-fn name_raw(b: &[u8]) -> Vec<u16> {
-    b.get(48..112)
-        .unwrap_or(&[])
-        .chunks_exact(2)
-        .map(|p| u16::from_le_bytes([p[0], p[1]]))
-        .take_while(|&u| u != 0)
-        .collect()
 }
 
 /// `a` is later than `b` in sequence-number order, allowing for wrap-around.
@@ -548,15 +506,18 @@ fn seq_after(a: u32, b: u32) -> bool {
 /// Makes the base block that of a clean primary: equal sequence numbers, the bins size, file
 /// type 0, the flags when known, and a fresh checksum.
 fn finish_base_block(bytes: &mut [u8], sequence: u32, bins_size: u32, flags: Option<u32>) {
-    put_u32(bytes, 4, sequence);
-    put_u32(bytes, 8, sequence);
-    put_u32(bytes, 28, FILE_TYPE_PRIMARY);
-    put_u32(bytes, 40, bins_size);
+    let Ok((header, _)) = BaseBlockHeader::mut_from_prefix(bytes) else {
+        return;
+    };
+    header.primary_sequence.set(sequence);
+    header.secondary_sequence.set(sequence);
+    header.file_type.set(FILE_TYPE_PRIMARY);
+    header.hive_bins_size.set(bins_size);
     if let Some(flags) = flags {
-        put_u32(bytes, FLAGS_OFFSET, flags);
+        header.flags.set(flags);
     }
-    let checksum = base_block_checksum(bytes);
-    put_u32(bytes, CHECKSUM_OFFSET, checksum);
+    let checksum = header.computed_checksum();
+    header.checksum.set(checksum);
 }
 
 fn check_complete(bytes: &[u8], bins_size: u32) -> Result<(), RecoveryError> {
@@ -575,23 +536,6 @@ fn check_complete(bytes: &[u8], bins_size: u32) -> Result<(), RecoveryError> {
 
 fn valid_bins_size(size: u32) -> bool {
     size >= HBIN_ALIGNMENT && size % HBIN_ALIGNMENT == 0 && size <= MAX_HIVE_BINS_SIZE
-}
-
-fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
-    let b = bytes.get(offset..offset.checked_add(4)?)?;
-    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-fn u64_at(bytes: &[u8], offset: usize) -> Option<u64> {
-    let lo = u32_at(bytes, offset)?;
-    let hi = u32_at(bytes, offset.checked_add(4)?)?;
-    Some(u64::from(lo) | (u64::from(hi) << 32))
-}
-
-fn put_u32(bytes: &mut [u8], offset: usize, value: u32) {
-    if let Some(slot) = bytes.get_mut(offset..offset + 4) {
-        slot.copy_from_slice(&value.to_le_bytes());
-    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -1,13 +1,46 @@
 //! New-format logs (Windows 8.1 and later, file type 6): `HvLE` log entries from offset 512,
 //! each a run of dirty pages with two Marvin32 hashes, replayed in sequence-number order.
 
-use super::{
-    marvin32_64, seq_after, valid_bins_size, Candidate, Header, LogUse, Outcome, BASE_BLOCK_SIZE,
-    FLAGS_OFFSET, LOG_BASE_BLOCK_SIZE, LOG_HASH_SEED, SECTOR,
-};
-use super::{u32_at, u64_at};
+use std::mem::offset_of;
 
-const ENTRY_HEADER_SIZE: usize = 40;
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
+
+use super::{
+    marvin32_64, seq_after, valid_bins_size, BaseBlockHeader, Candidate, LogUse, Outcome,
+    BASE_BLOCK_SIZE, LOG_BASE_BLOCK_SIZE, LOG_HASH_SEED, SECTOR,
+};
+
+/// The header of an `HvLE` log entry; its page references and then its pages follow.
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct EntryHeader {
+    /// `HvLE`.
+    signature: [u8; 4],
+    /// The whole entry, header included: a multiple of 512.
+    size: U32,
+    /// The base block flags at the time of the write.
+    flags: U32,
+    sequence: U32,
+    /// The hive bins size after the write.
+    hive_bins_size: U32,
+    dirty_page_count: U32,
+    /// Marvin32 of everything after the header.
+    hash1: U64,
+    /// Marvin32 of the header up to this field.
+    hash2: U64,
+}
+
+/// Where one run of dirty pages goes in the hive bins; its bytes follow the references.
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct PageReference {
+    offset: U32,
+    size: U32,
+}
+
+const ENTRY_HEADER_SIZE: usize = size_of::<EntryHeader>();
+const _: () = assert!(ENTRY_HEADER_SIZE == 40 && size_of::<PageReference>() == 8);
 /// Base block flag restored from log entries: KTM locked the hive (pending transactions).
 const FLAG_KTM_LOCKED: u32 = 0x1;
 
@@ -15,36 +48,52 @@ const FLAG_KTM_LOCKED: u32 = 0x1;
 /// run of consecutive entries onto the previous one.
 pub(super) fn replay_new(
     primary: &[u8],
-    header: &Header,
+    header: &BaseBlockHeader,
     logs: &[Candidate<'_>],
     uses: &mut [LogUse],
     growth_limit: u64,
 ) -> Option<Outcome> {
     let mut notes = Vec::new();
-    let (mut bytes, mut bins_size, order, base_block_from_log) = if header.checksum_ok {
+    let (mut bytes, mut bins_size, order, base_block_from_log) = if header.checksum_ok() {
         // Logs whose base sequence is older than the primary's last complete write hold only
         // what the primary already has.
         let mut eligible = Vec::new();
         for log in logs {
-            if seq_after(header.seq2, log.header.seq1) {
+            if seq_after(
+                header.secondary_sequence.get(),
+                log.header.primary_sequence.get(),
+            ) {
                 let log_use = &mut uses[log.index];
                 log_use.entries_skipped = count_entries(log.bytes, LOG_BASE_BLOCK_SIZE);
                 log_use.notes.push(format!(
                     "not applied: its entries start at sequence {}, older than the primary's last complete write (secondary sequence {}), so the primary already holds them",
-                    log.header.seq1, header.seq2
+                    log.header.primary_sequence.get(), header.secondary_sequence.get()
                 ));
             } else {
                 eligible.push(log);
             }
         }
         // Earliest entries first.
-        eligible.sort_by_key(|log| log.header.seq1.wrapping_sub(header.seq2));
-        (primary.to_vec(), header.bins_size, eligible, false)
+        eligible.sort_by_key(|log| {
+            log.header
+                .primary_sequence
+                .get()
+                .wrapping_sub(header.secondary_sequence.get())
+        });
+        (
+            primary.to_vec(),
+            header.hive_bins_size.get(),
+            eligible,
+            false,
+        )
     } else {
         // Windows replays only the log with the latest entries when the primary's base block
         // is damaged, and takes the base block from it.
         let newest = logs.iter().reduce(|best, log| {
-            if seq_after(log.header.seq1, best.header.seq1) {
+            if seq_after(
+                log.header.primary_sequence.get(),
+                best.header.primary_sequence.get(),
+            ) {
                 log
             } else {
                 best
@@ -65,9 +114,14 @@ pub(super) fn replay_new(
         bytes[..LOG_BASE_BLOCK_SIZE].copy_from_slice(&newest.bytes[..LOG_BASE_BLOCK_SIZE]);
         notes.push(format!(
             "the primary's base block is damaged (checksum {:#010x}, computed {:#010x}); it was replaced by the copy in {}",
-            header.stored_checksum, header.computed_checksum, uses[newest.index].name
+            header.checksum.get(), header.computed_checksum(), uses[newest.index].name
         ));
-        (bytes, newest.header.bins_size, vec![newest], true)
+        (
+            bytes,
+            newest.header.hive_bins_size.get(),
+            vec![newest],
+            true,
+        )
     };
 
     let mut last: Option<u32> = None;
@@ -82,17 +136,17 @@ pub(super) fn replay_new(
         }
         if let Some(last) = last {
             let next = last.wrapping_add(1);
-            if log.header.seq1 != next {
+            if log.header.primary_sequence.get() != next {
                 log_use.entries_skipped = count_entries(log.bytes, LOG_BASE_BLOCK_SIZE);
                 log_use.notes.push(format!(
                     "not applied: its entries start at sequence {}, but replay needs {} next (the last entry applied was {}); Windows stops at the first gap",
-                    log.header.seq1, next, last
+                    log.header.primary_sequence.get(), next, last
                 ));
                 continue;
             }
         }
         let mut pos = LOG_BASE_BLOCK_SIZE;
-        let mut expected = log.header.seq1;
+        let mut expected = log.header.primary_sequence.get();
         let stop = loop {
             let entry = match parse_entry(log.bytes, pos, growth_limit) {
                 Ok(entry) => entry,
@@ -128,11 +182,11 @@ pub(super) fn replay_new(
             Some(last) if applied == 1 => format!("applied 1 entry (sequence {last})"),
             Some(last) if applied > 0 => format!(
                 "applied {applied} entries (sequence {} to {last})",
-                log.header.seq1
+                log.header.primary_sequence.get()
             ),
             _ => format!(
                 "no entry applied (the first was expected to have sequence {})",
-                log.header.seq1
+                log.header.primary_sequence.get()
             ),
         };
         log_use
@@ -154,7 +208,7 @@ pub(super) fn replay_new(
     let sequence = last?;
     // Only the KTM-locked bit travels in log entries.
     let flags = flags.map(|entry_flags| {
-        let base = u32_at(&bytes, FLAGS_OFFSET).unwrap_or(0);
+        let base = BaseBlockHeader::parse(&bytes).map_or(0, |header| header.flags.get());
         (base & !FLAG_KTM_LOCKED) | (entry_flags & FLAG_KTM_LOCKED)
     });
     Some(Outcome {
@@ -225,9 +279,9 @@ impl Stop {
 
 /// Reads and checks the log entry at `pos`.
 fn parse_entry(log: &[u8], pos: usize, growth_limit: u64) -> Result<Entry, Stop> {
-    let Some(head) = log
+    let Some((head, _)) = log
         .get(pos..)
-        .and_then(|rest| rest.get(..ENTRY_HEADER_SIZE))
+        .and_then(|rest| EntryHeader::ref_from_prefix(rest).ok())
     else {
         return Err(if pos >= log.len() {
             Stop::EndOfFile
@@ -235,15 +289,14 @@ fn parse_entry(log: &[u8], pos: usize, growth_limit: u64) -> Result<Entry, Stop>
             Stop::NoEntry
         });
     };
-    if !head.starts_with(b"HvLE") {
+    if head.signature != *b"HvLE" {
         return Err(Stop::NoEntry);
     }
-    let field = |offset: usize| u32_at(head, offset).unwrap_or(0);
-    let size = field(4) as usize;
-    let flags = field(8);
-    let sequence = field(12);
-    let bins_size = field(16);
-    let count = field(20) as usize;
+    let size = head.size.get() as usize;
+    let flags = head.flags.get();
+    let sequence = head.sequence.get();
+    let bins_size = head.hive_bins_size.get();
+    let count = head.dirty_page_count.get() as usize;
     let damaged = |why: String| Err(Stop::Damaged(format!("entry {sequence}: {why}")));
     if size < SECTOR || size % SECTOR != 0 {
         return damaged(format!("size {size} is not a positive multiple of 512"));
@@ -264,31 +317,27 @@ fn parse_entry(log: &[u8], pos: usize, growth_limit: u64) -> Result<Entry, Stop>
             "hive bins size {bins_size} is more than the primary and the logs together could fill"
         ));
     }
-    let stored_hash2 = u64_at(entry, 32).unwrap_or(0);
-    if marvin32_64(&entry[..32], LOG_HASH_SEED) != stored_hash2 {
+    if marvin32_64(&entry[..offset_of!(EntryHeader, hash2)], LOG_HASH_SEED) != head.hash2.get() {
         return damaged("Hash-2 (over the entry header) does not match".to_string());
     }
-    let stored_hash1 = u64_at(entry, 24).unwrap_or(0);
-    if marvin32_64(&entry[ENTRY_HEADER_SIZE..], LOG_HASH_SEED) != stored_hash1 {
+    if marvin32_64(&entry[ENTRY_HEADER_SIZE..], LOG_HASH_SEED) != head.hash1.get() {
         return damaged("Hash-1 (over the page references and pages) does not match".to_string());
     }
     if count == 0 {
         return damaged("it has no dirty pages".to_string());
     }
-    let references_end = count
-        .checked_mul(8)
-        .and_then(|n| n.checked_add(ENTRY_HEADER_SIZE))
-        .filter(|&end| end <= size);
-    let Some(references_end) = references_end else {
+    let Ok((references, _)) =
+        <[PageReference]>::ref_from_prefix_with_elems(&entry[ENTRY_HEADER_SIZE..], count)
+    else {
         return damaged(format!(
             "{count} page references do not fit in {size} bytes"
         ));
     };
     let mut pages = Vec::with_capacity(count);
-    let mut data = references_end;
-    for reference in entry[ENTRY_HEADER_SIZE..references_end].chunks_exact(8) {
-        let target = u32::from_le_bytes([reference[0], reference[1], reference[2], reference[3]]);
-        let len = u32::from_le_bytes([reference[4], reference[5], reference[6], reference[7]]);
+    let mut data = ENTRY_HEADER_SIZE + size_of_val(references);
+    for reference in references {
+        let target = reference.offset.get();
+        let len = reference.size.get();
         if u64::from(target) + u64::from(len) > u64::from(bins_size) {
             return damaged(format!(
                 "a page at {target:#x} of {len} bytes lies outside its {bins_size} bytes of hive bins"
@@ -318,15 +367,15 @@ fn parse_entry(log: &[u8], pos: usize, growth_limit: u64) -> Result<Entry, Stop>
 /// how many entries a log holds beyond what was applied.
 pub(super) fn count_entries(log: &[u8], mut pos: usize) -> usize {
     let mut count = 0;
-    while let Some(head) = log
+    while let Some((head, _)) = log
         .get(pos..)
-        .and_then(|rest| rest.get(..ENTRY_HEADER_SIZE))
+        .and_then(|rest| EntryHeader::ref_from_prefix(rest).ok())
     {
-        if !head.starts_with(b"HvLE") {
+        if head.signature != *b"HvLE" {
             break;
         }
         count += 1;
-        let size = u32_at(head, 4).unwrap_or(0) as usize;
+        let size = head.size.get() as usize;
         if size < SECTOR || size % SECTOR != 0 {
             break;
         }

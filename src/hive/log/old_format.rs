@@ -1,32 +1,58 @@
 //! Old-format logs (Windows NT to 8, file type 1, or 2 up to Windows 2000): a `DIRT` dirty
 //! vector at offset 512, one bit per 512-byte page of hive bins, then the dirty pages.
 
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
+
 use super::{
-    hex_preview, Candidate, Header, LogUse, Outcome, BASE_BLOCK_SIZE, FLAGS_OFFSET,
-    LOG_BASE_BLOCK_SIZE, SECTOR,
+    hex_preview, BaseBlockHeader, Candidate, LogUse, Outcome, BASE_BLOCK_SIZE, LOG_BASE_BLOCK_SIZE,
+    SECTOR,
 };
-use super::{u32_at, u64_at};
+
+/// The start of an old-format log's dirty vector, at offset 512; the bitmap follows, one bit
+/// per 512-byte page of hive bins.
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct DirtyVectorHeader {
+    /// `DIRT`.
+    signature: [u8; 4],
+}
+
+/// A hive bin header up to its timestamp, the field replay reads of the first bin (the
+/// 4-byte spare field after it is left out: a file cut short may end right there).
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct HbinStart {
+    /// `hbin`.
+    signature: [u8; 4],
+    _offset: U32,
+    _size: U32,
+    _reserved: [u8; 8],
+    /// FILETIME; the first bin's is a backup of the base block's.
+    timestamp: U64,
+}
 
 /// Old format: apply the one applicable log (the latest by its timestamp).
 pub(super) fn replay_old(
     primary: &[u8],
-    header: &Header,
+    header: &BaseBlockHeader,
     logs: &[Candidate<'_>],
     uses: &mut [LogUse],
     growth_limit: u64,
 ) -> Option<Outcome> {
     // The time of the interrupted write, from the base block or, when that is damaged, from
     // its backup in the first hive bin.
-    let reference = if header.checksum_ok {
-        Some(header.timestamp)
+    let reference = if header.checksum_ok() {
+        Some(header.last_written.get())
     } else {
         primary
             .get(BASE_BLOCK_SIZE..)
-            .filter(|bins| bins.starts_with(b"hbin"))
-            .and_then(|bins| u64_at(bins, 20))
+            .and_then(|bins| HbinStart::ref_from_prefix(bins).ok())
+            .filter(|(bin, _)| bin.signature == *b"hbin")
+            .map(|(bin, _)| bin.timestamp.get())
     };
     let mut order: Vec<&Candidate<'_>> = logs.iter().collect();
-    order.sort_by_key(|log| std::cmp::Reverse(log.header.timestamp));
+    order.sort_by_key(|log| std::cmp::Reverse(log.header.last_written.get()));
     let mut chosen: Option<(&Candidate<'_>, Vec<usize>, usize)> = None;
     for log in order {
         if let Some((chosen, _, _)) = &chosen {
@@ -39,10 +65,10 @@ pub(super) fn replay_old(
         }
         let log_use = &mut uses[log.index];
         match reference {
-            Some(reference) if log.header.timestamp < reference => {
+            Some(reference) if log.header.last_written.get() < reference => {
                 log_use.notes.push(format!(
                     "not applied: its last-written time ({}) is older than the primary's ({reference}), so it logs an earlier write",
-                    log.header.timestamp
+                    log.header.last_written.get()
                 ));
                 continue;
             }
@@ -52,15 +78,15 @@ pub(super) fn replay_old(
                 );
                 continue;
             }
-            Some(reference) if log.header.timestamp > reference => {
+            Some(reference) if log.header.last_written.get() > reference => {
                 log_use.notes.push(format!(
                     "its last-written time ({}) is later than the primary's ({reference}); applied as yarp does (the specification expects them equal)",
-                    log.header.timestamp
+                    log.header.last_written.get()
                 ));
             }
             Some(_) => {}
         }
-        match dirty_vector(log.bytes, log.header.bins_size, growth_limit) {
+        match dirty_vector(log.bytes, log.header.hive_bins_size.get(), growth_limit) {
             Ok((pages, start)) => chosen = Some((log, pages, start)),
             Err(why) => log_use.notes.push(format!("not applied: {why}")),
         }
@@ -68,16 +94,16 @@ pub(super) fn replay_old(
     let (log, pages, start) = chosen?;
     let mut bytes = primary.to_vec();
     let mut notes = Vec::new();
-    let base_block_from_log = !header.checksum_ok;
+    let base_block_from_log = !header.checksum_ok();
     if base_block_from_log {
         bytes[..BASE_BLOCK_SIZE].fill(0);
         bytes[..LOG_BASE_BLOCK_SIZE].copy_from_slice(&log.bytes[..LOG_BASE_BLOCK_SIZE]);
         notes.push(format!(
             "the primary's base block is damaged (checksum {:#010x}, computed {:#010x}); it was replaced by the copy in {}",
-            header.stored_checksum, header.computed_checksum, uses[log.index].name
+            header.checksum.get(), header.computed_checksum(), uses[log.index].name
         ));
     }
-    let bins_size = log.header.bins_size;
+    let bins_size = log.header.hive_bins_size.get();
     let end = BASE_BLOCK_SIZE + bins_size as usize;
     if bytes.len() < end {
         bytes.resize(end, 0);
@@ -98,16 +124,16 @@ pub(super) fn replay_old(
     ));
     // Old-format logs do not number their writes: the recovered hive completes the write the
     // primary's first sequence number announced.
-    let sequence = if header.checksum_ok {
-        header.seq1
+    let sequence = if header.checksum_ok() {
+        header.primary_sequence.get()
     } else {
-        log.header.seq1
+        log.header.primary_sequence.get()
     };
     Some(Outcome {
         bytes,
         sequence,
         bins_size,
-        flags: u32_at(log.bytes, FLAGS_OFFSET),
+        flags: Some(log.header.flags.get()),
         base_block_from_log,
         notes,
     })
@@ -126,14 +152,17 @@ fn dirty_vector(
         ));
     }
     let vector = log.get(LOG_BASE_BLOCK_SIZE..).unwrap_or(&[]);
-    if !vector.starts_with(b"DIRT") {
-        return Err(format!(
-            "no DIRT signature at offset 512 (found {})",
-            hex_preview(vector)
-        ));
-    }
+    let bitmap_area = match DirtyVectorHeader::ref_from_prefix(vector) {
+        Ok((header, rest)) if header.signature == *b"DIRT" => rest,
+        _ => {
+            return Err(format!(
+                "no DIRT signature at offset 512 (found {})",
+                hex_preview(vector)
+            ))
+        }
+    };
     let bitmap_len = bins_size as usize / 4096; // one bit per 512 bytes
-    let Some(bitmap) = vector.get(4..4 + bitmap_len) else {
+    let Some(bitmap) = bitmap_area.get(..bitmap_len) else {
         return Err(format!(
             "the file ends inside its dirty vector ({bitmap_len} bytes of bitmap needed)"
         ));
@@ -147,7 +176,8 @@ fn dirty_vector(
                 .map(move |bit| byte_index * 8 + bit)
         })
         .collect();
-    let start = (LOG_BASE_BLOCK_SIZE + 4 + bitmap_len).next_multiple_of(SECTOR);
+    let start = (LOG_BASE_BLOCK_SIZE + size_of::<DirtyVectorHeader>() + bitmap_len)
+        .next_multiple_of(SECTOR);
     let needed = start + pages.len() * SECTOR;
     if needed > log.len() {
         return Err(format!(
