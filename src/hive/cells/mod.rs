@@ -17,9 +17,12 @@
 use std::cell::Cell;
 use std::cmp::Ordering;
 use std::collections::HashSet;
-use std::fmt;
 
 use nt_hive::{KeyNode, KeyValue, NtHiveNameString};
+
+mod damage;
+
+pub use damage::{CellKind, Damage, ListKind};
 
 /// Offset of the key name in an `nk` cell's payload (the fixed header before it).
 const NK_HEADER: usize = 76;
@@ -41,18 +44,6 @@ const VALUE_COMP_NAME: u16 = 0x0001;
 const BINS_START: usize = 4096;
 /// List entries any hive may have checked, however small.
 const MIN_BUDGET: usize = 65_536;
-
-/// Why a cell cannot be followed, in words for the report.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Damage(pub String);
-
-impl fmt::Display for Damage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Damage {}
 
 type Checked<T> = Result<T, Damage>;
 
@@ -93,57 +84,64 @@ impl<'a> Cells<'a> {
     fn spend(&self, entries: usize, what: &str) -> Checked<()> {
         let left = self.budget.get();
         if entries > left {
-            return Err(Damage(format!(
-                "{what}: the hive's lists name more entries in all than its {} bytes can hold (lists shared or looping)",
-                self.data.len()
-            )));
+            return Err(Damage::TooManyEntries {
+                what: what.to_string(),
+                bins_size: self.data.len(),
+            });
         }
         self.budget.set(left - entries);
         Ok(())
     }
 
-    /// The payload of the allocated cell at `offset` (after its 4-byte size field).
     /// The payload of a value's single data cell ([`DataCheck::SingleCell`]).
     pub fn single_cell(&self, offset: u32, size: u32, what: &str) -> Checked<&'a [u8]> {
         let cell = self.cell(offset, what)?;
         cell.get(..size as usize)
-            .ok_or_else(|| Damage(format!("{what}: its cell is smaller than {size} bytes")))
+            .ok_or_else(|| Damage::CellTooSmall {
+                what: what.to_string(),
+                size,
+            })
     }
 
+    /// The payload of the allocated cell at `offset` (after its 4-byte size field).
     fn cell(&self, offset: u32, what: &str) -> Checked<&'a [u8]> {
         if offset == NO_CELL {
-            return Err(Damage(format!(
-                "{what} has no cell (offset 0xffffffff) where one is required"
-            )));
+            return Err(Damage::NoCell {
+                what: what.to_string(),
+            });
         }
         let start = offset as usize;
-        let file_offset = BINS_START + start;
+        let at = file_offset(offset);
         let Some(size_field) = self.data.get(start..start.saturating_add(CELL_HEADER)) else {
-            return Err(Damage(format!(
-                "{what} points to offset {file_offset:#x}, outside the {} bytes of hive bins",
-                self.data.len()
-            )));
+            return Err(Damage::OutsideBins {
+                what: what.to_string(),
+                offset: at,
+                bins_size: self.data.len(),
+            });
         };
         let size = i32::from_le_bytes([size_field[0], size_field[1], size_field[2], size_field[3]]);
         if size >= 0 {
-            return Err(Damage(format!(
-                "{what} points to offset {file_offset:#x}, which is not an allocated cell (size field {size}{})",
-                if size == 0 { ", zeroed" } else { ", a free cell" }
-            )));
+            return Err(Damage::NotAllocated {
+                what: what.to_string(),
+                offset: at,
+                size_field: size,
+            });
         }
         let size = size.unsigned_abs() as usize;
         if size < 8 || size % 8 != 0 {
-            return Err(Damage(format!(
-                "{what}: the cell at offset {file_offset:#x} has an impossible size of {size} bytes (cells are multiples of 8)"
-            )));
+            return Err(Damage::ImpossibleSize {
+                what: what.to_string(),
+                offset: at,
+                size,
+            });
         }
         self.data
             .get(start + CELL_HEADER..start.saturating_add(size))
-            .ok_or_else(|| {
-                Damage(format!(
-                    "{what}: the cell at offset {file_offset:#x} declares {size} bytes, past the end of the hive bins ({} bytes)",
-                    self.data.len()
-                ))
+            .ok_or_else(|| Damage::PastEnd {
+                what: what.to_string(),
+                offset: at,
+                size,
+                bins_size: self.data.len(),
             })
     }
 
@@ -151,10 +149,7 @@ impl<'a> Cells<'a> {
     pub fn key(&self, offset: u32, what: &str) -> Checked<KeyCell<'a>> {
         let payload = self.cell(offset, what)?;
         if payload.len() < NK_HEADER || !payload.starts_with(b"nk") {
-            return Err(Damage(format!(
-                "{what}: the cell at offset {:#x} is not a key (nk) cell",
-                BINS_START + offset as usize
-            )));
+            return Err(wrong_kind(what, offset, CellKind::Key));
         }
         Ok(KeyCell { offset, payload })
     }
@@ -178,53 +173,46 @@ impl<'a> Cells<'a> {
                 let mut seen_leaves = HashSet::with_capacity(leaves.len());
                 for leaf_offset in leaves {
                     if !seen_leaves.insert(leaf_offset) {
-                        return Err(Damage(format!(
-                            "{what} names the index leaf at offset {:#x} twice (a list that loops)",
-                            BINS_START + leaf_offset as usize
-                        )));
+                        return Err(Damage::Loops {
+                            what,
+                            offset: file_offset(leaf_offset),
+                            named: CellKind::IndexLeaf,
+                        });
                     }
                     let leaf_what = format!("an index leaf of {what}");
                     let leaf = self.cell(leaf_offset, &leaf_what)?;
                     let size = match leaf.get(..2) {
                         Some(b"lf" | b"lh") => 8,
                         Some(b"li") => 4,
-                        _ => {
-                            return Err(Damage(format!(
-                                "{leaf_what}: the cell at offset {:#x} is not an lf, lh or li list",
-                                BINS_START + leaf_offset as usize
-                            )))
-                        }
+                        _ => return Err(wrong_kind(&leaf_what, leaf_offset, CellKind::IndexLeaf)),
                     };
                     let found = items(leaf, size, &leaf_what)?;
                     if found.is_empty() {
-                        return Err(Damage(format!("{leaf_what} is empty")));
+                        return Err(Damage::EmptyLeaf { what: leaf_what });
                     }
                     offsets.extend(found);
                 }
             }
             Some(b"lf" | b"lh") => offsets = items(list, 8, &what)?,
             Some(b"li") => offsets = items(list, 4, &what)?,
-            _ => {
-                return Err(Damage(format!(
-                    "{what}: the cell at offset {:#x} is not a subkey list (lf, lh, li or ri)",
-                    BINS_START + list_offset as usize
-                )))
-            }
+            _ => return Err(wrong_kind(&what, list_offset, CellKind::SubkeyList)),
         }
         self.spend(offsets.len(), &what)?;
         let mut seen = HashSet::with_capacity(offsets.len());
         for &offset in &offsets {
             if offset == key.offset || path.contains(&offset) {
-                return Err(Damage(format!(
-                    "{what} names the key at offset {:#x}, which is the key itself or one above it (a list that loops)",
-                    BINS_START + offset as usize
-                )));
+                return Err(Damage::NamesAncestor {
+                    what,
+                    offset: file_offset(offset),
+                    subkey: None,
+                });
             }
             if !seen.insert(offset) {
-                return Err(Damage(format!(
-                    "{what} names the key at offset {:#x} twice (a list that loops)",
-                    BINS_START + offset as usize
-                )));
+                return Err(Damage::Loops {
+                    what,
+                    offset: file_offset(offset),
+                    named: CellKind::Key,
+                });
             }
             self.key(offset, &format!("a subkey in {what}"))?;
         }
@@ -262,10 +250,11 @@ impl<'a> Cells<'a> {
         };
         if let Some(offset) = found {
             if offset == key.offset || path.contains(&offset) {
-                return Err(Damage(format!(
-                    "{list_what} names the key at offset {:#x} as its subkey {name}, which is the key itself or one above it (a list that loops)",
-                    BINS_START + offset as usize
-                )));
+                return Err(Damage::NamesAncestor {
+                    what: list_what,
+                    offset: file_offset(offset),
+                    subkey: Some(name.to_string()),
+                });
             }
         }
         Ok(found)
@@ -277,10 +266,7 @@ impl<'a> Cells<'a> {
         match leaf.get(..2) {
             Some(b"lf" | b"lh") => items(leaf, 8, what),
             Some(b"li") => items(leaf, 4, what),
-            _ => Err(Damage(format!(
-                "{what}: the cell at offset {:#x} is not an lf, lh or li list",
-                BINS_START + offset as usize
-            ))),
+            _ => Err(wrong_kind(what, offset, CellKind::IndexLeaf)),
         }
     }
 
@@ -292,7 +278,7 @@ impl<'a> Cells<'a> {
             let leaf_what = format!("an index leaf of {what}");
             let leaf = self.leaf(leaves[mid as usize], &leaf_what)?;
             let (Some(&first), Some(&last)) = (leaf.first(), leaf.last()) else {
-                return Err(Damage(format!("{leaf_what} is empty")));
+                return Err(Damage::EmptyLeaf { what: leaf_what });
             };
             match self.compare_key(first, name, &leaf_what)? {
                 Ordering::Equal => return Ok(Some(first)),
@@ -336,10 +322,12 @@ impl<'a> Cells<'a> {
         let key = self.key(offset, &format!("a subkey in {what}"))?;
         let length = u16::from_le_bytes([key.payload[72], key.payload[73]]) as usize;
         let Some(bytes) = key.payload.get(NK_HEADER..NK_HEADER + length) else {
-            return Err(Damage(format!(
-                "a subkey in {what}: the key at offset {:#x} has a {length}-byte name that does not fit its cell",
-                BINS_START + offset as usize
-            )));
+            return Err(Damage::NameOverflow {
+                what: format!("a subkey in {what}"),
+                kind: CellKind::Key,
+                offset: file_offset(offset),
+                length,
+            });
         };
         let flags = u16::from_le_bytes([key.payload[2], key.payload[3]]);
         let stored = if flags & KEY_COMP_NAME != 0 {
@@ -363,10 +351,12 @@ impl<'a> Cells<'a> {
             let vk = self.value(offset, &format!("a value in {what}"))?;
             let length = u16::from_le_bytes([vk[2], vk[3]]) as usize;
             let Some(bytes) = vk.get(VK_HEADER..VK_HEADER + length) else {
-                return Err(Damage(format!(
-                    "a value in {what}: the value at offset {:#x} has a {length}-byte name that does not fit its cell",
-                    BINS_START + offset as usize
-                )));
+                return Err(Damage::NameOverflow {
+                    what: format!("a value in {what}"),
+                    kind: CellKind::Value,
+                    offset: file_offset(offset),
+                    length,
+                });
             };
             let flags = u16::from_le_bytes([vk[16], vk[17]]);
             let stored = if flags & VALUE_COMP_NAME != 0 {
@@ -391,10 +381,12 @@ impl<'a> Cells<'a> {
         let what = format!("the value list of {what}");
         let list = self.cell(list_offset, &what)?;
         let Some(bytes) = count.checked_mul(4).and_then(|n| list.get(..n)) else {
-            return Err(Damage(format!(
-                "{what} declares {count} values, but its cell holds {} bytes",
-                list.len()
-            )));
+            return Err(Damage::ListOverflow {
+                what,
+                list: ListKind::Values,
+                count,
+                held: list.len(),
+            });
         };
         Ok(Some((bytes, what)))
     }
@@ -412,10 +404,11 @@ impl<'a> Cells<'a> {
         for item in bytes.chunks_exact(4) {
             let offset = u32::from_le_bytes([item[0], item[1], item[2], item[3]]);
             if !seen.insert(offset) {
-                return Err(Damage(format!(
-                    "{what} names the value at offset {:#x} twice",
-                    BINS_START + offset as usize
-                )));
+                return Err(Damage::Repeated {
+                    what,
+                    offset: file_offset(offset),
+                    named: CellKind::Value,
+                });
             }
             self.value(offset, &format!("a value in {what}"))?;
             offsets.push(offset);
@@ -426,10 +419,7 @@ impl<'a> Cells<'a> {
     fn value(&self, offset: u32, what: &str) -> Checked<&'a [u8]> {
         let payload = self.cell(offset, what)?;
         if payload.len() < VK_HEADER || !payload.starts_with(b"vk") {
-            return Err(Damage(format!(
-                "{what}: the cell at offset {:#x} is not a value (vk) cell",
-                BINS_START + offset as usize
-            )));
+            return Err(wrong_kind(what, offset, CellKind::Value));
         }
         Ok(payload)
     }
@@ -451,9 +441,11 @@ impl<'a> Cells<'a> {
             return Ok(DataCheck::Empty);
         }
         if size > limit {
-            return Err(Damage(format!(
-                "{what} declares {size} bytes of data, more than the {limit} bytes the hive bins hold"
-            )));
+            return Err(Damage::DataTooLarge {
+                what: what.to_string(),
+                size,
+                limit,
+            });
         }
         let data_what = format!("the data of {what}");
         let cell = self.cell(data_offset, &data_what)?;
@@ -475,37 +467,43 @@ impl<'a> Cells<'a> {
         let segments = u16::from_le_bytes([cell[2], cell[3]]) as usize;
         let needed = size.div_ceil(BIG_DATA_SEGMENT);
         if segments < needed {
-            return Err(Damage(format!(
-                "{data_what}: {segments} big-data segments cannot hold its {size} bytes"
-            )));
+            return Err(Damage::TooFewSegments {
+                what: data_what,
+                segments,
+                size,
+            });
         }
         let list_offset = u32::from_le_bytes([cell[4], cell[5], cell[6], cell[7]]);
         let list_what = format!("the big-data segment list of {what}");
         let list = self.cell(list_offset, &list_what)?;
         let Some(bytes) = list.get(..segments * 4) else {
-            return Err(Damage(format!(
-                "{list_what} declares {segments} segments, but its cell holds {} bytes",
-                list.len()
-            )));
+            return Err(Damage::ListOverflow {
+                what: list_what,
+                list: ListKind::Segments,
+                count: segments,
+                held: list.len(),
+            });
         };
         self.spend(needed, &list_what)?;
         let mut seen = HashSet::with_capacity(needed);
         for (index, item) in bytes.chunks_exact(4).take(needed).enumerate() {
             let segment = u32::from_le_bytes([item[0], item[1], item[2], item[3]]);
             if !seen.insert(segment) {
-                return Err(Damage(format!(
-                    "{list_what} names the segment at offset {:#x} twice",
-                    BINS_START + segment as usize
-                )));
+                return Err(Damage::Repeated {
+                    what: list_what,
+                    offset: file_offset(segment),
+                    named: CellKind::Segment,
+                });
             }
             let segment_what = format!("big-data segment {index} of {what}");
             let payload = self.cell(segment, &segment_what)?;
             let wanted = (size - index * BIG_DATA_SEGMENT).min(BIG_DATA_SEGMENT);
             if payload.len() < wanted {
-                return Err(Damage(format!(
-                    "{segment_what} holds {} bytes, not the {wanted} its value needs",
-                    payload.len()
-                )));
+                return Err(Damage::ShortSegment {
+                    what: segment_what,
+                    held: payload.len(),
+                    wanted,
+                });
             }
         }
         Ok(DataCheck::Readable)
@@ -574,16 +572,31 @@ fn name_bytes<'n>(name: &'n NtHiveNameString<'_>) -> &'n [u8] {
     }
 }
 
+/// The file offset of the cell at `offset` in the hive bins, for messages.
+fn file_offset(offset: u32) -> usize {
+    BINS_START + offset as usize
+}
+
+fn wrong_kind(what: &str, offset: u32, expected: CellKind) -> Damage {
+    Damage::WrongKind {
+        what: what.to_string(),
+        offset: file_offset(offset),
+        expected,
+    }
+}
+
 /// The cell offsets in the items of a subkey list (`count` at offset 2, items from 4).
 fn items(list: &[u8], item_size: usize, what: &str) -> Checked<Vec<u32>> {
     let count = list
         .get(2..4)
         .map_or(0, |c| u16::from_le_bytes([c[0], c[1]]) as usize);
     let Some(bytes) = list.get(4..4 + count * item_size) else {
-        return Err(Damage(format!(
-            "{what} declares {count} entries, but its cell holds {} bytes",
-            list.len()
-        )));
+        return Err(Damage::ListOverflow {
+            what: what.to_string(),
+            list: ListKind::Subkeys,
+            count,
+            held: list.len(),
+        });
     };
     Ok(bytes
         .chunks_exact(item_size)

@@ -53,7 +53,7 @@ fn cells_that_are_not_there_are_damage() {
         (data.len() as u32 - 2, "outside"),
     ] {
         let err = cells.key(offset, "k").unwrap_err();
-        assert!(err.0.contains(says), "{offset:#x}: {err}");
+        assert!(err.to_string().contains(says), "{offset:#x}: {err}");
     }
     // A size running past the end, and a size that is not a multiple of 8.
     let mut data = Vec::new();
@@ -62,13 +62,13 @@ fn cells_that_are_not_there_are_damage() {
     assert!(Cells::new(&data)
         .key(0, "k")
         .unwrap_err()
-        .0
+        .to_string()
         .contains("past the end"));
     data[..4].copy_from_slice(&(-12i32).to_le_bytes());
     assert!(Cells::new(&data)
         .key(0, "k")
         .unwrap_err()
-        .0
+        .to_string()
         .contains("impossible size"));
 }
 
@@ -87,7 +87,7 @@ fn subkey_lists_that_loop_are_damage() {
     assert!(cells
         .subkeys(&key, &[], "p")
         .unwrap_err()
-        .0
+        .to_string()
         .contains("loops"));
 
     // The same child twice, and an index root naming one leaf twice.
@@ -103,7 +103,7 @@ fn subkey_lists_that_loop_are_damage() {
     let cells = Cells::new(&data);
     let err = |at| {
         let key = cells.key(at, "k").unwrap();
-        cells.subkeys(&key, &[], "k").unwrap_err().0
+        cells.subkeys(&key, &[], "k").unwrap_err().to_string()
     };
     assert!(err(key_twice).contains("twice"));
     assert!(err(key_ri).contains("index leaf"));
@@ -113,7 +113,7 @@ fn subkey_lists_that_loop_are_damage() {
     assert!(cells
         .subkeys(&key, &[child], "k")
         .unwrap_err()
-        .0
+        .to_string()
         .contains("one above it"));
 }
 
@@ -140,7 +140,7 @@ fn shared_lists_cannot_make_unbounded_work() {
     assert!(cells
         .values(&key, "k")
         .unwrap_err()
-        .0
+        .to_string()
         .contains("more entries"));
 }
 
@@ -181,16 +181,258 @@ fn value_data_is_checked_before_reading() {
     assert!(cells
         .value_data(v_missing, limit, "v")
         .unwrap_err()
-        .0
+        .to_string()
         .contains("0xffffffff"));
     assert!(cells
         .value_data(v_huge, limit, "v")
         .unwrap_err()
-        .0
+        .to_string()
         .contains("more than"));
     assert!(cells
         .value_data(v_big, limit, "v")
         .unwrap_err()
-        .0
+        .to_string()
         .contains("twice"));
+}
+
+#[test]
+fn damage_reads_as_the_report_words_it() {
+    let what = || "the subkey list of X".to_string();
+    let cases = [
+        (
+            Damage::TooManyEntries {
+                what: what(),
+                bins_size: 8192,
+            },
+            "the subkey list of X: the hive's lists name more entries in all than its 8192 bytes can hold (lists shared or looping)",
+        ),
+        (
+            Damage::CellTooSmall {
+                what: what(),
+                size: 20000,
+            },
+            "the subkey list of X: its cell is smaller than 20000 bytes",
+        ),
+        (
+            Damage::NoCell { what: what() },
+            "the subkey list of X has no cell (offset 0xffffffff) where one is required",
+        ),
+        (
+            Damage::OutsideBins {
+                what: what(),
+                offset: 0x3020,
+                bins_size: 8192,
+            },
+            "the subkey list of X points to offset 0x3020, outside the 8192 bytes of hive bins",
+        ),
+        (
+            Damage::NotAllocated {
+                what: what(),
+                offset: 0x1020,
+                size_field: 0,
+            },
+            "the subkey list of X points to offset 0x1020, which is not an allocated cell (size field 0, zeroed)",
+        ),
+        (
+            Damage::NotAllocated {
+                what: what(),
+                offset: 0x1020,
+                size_field: 16,
+            },
+            "the subkey list of X points to offset 0x1020, which is not an allocated cell (size field 16, a free cell)",
+        ),
+        (
+            Damage::ImpossibleSize {
+                what: what(),
+                offset: 0x1020,
+                size: 12,
+            },
+            "the subkey list of X: the cell at offset 0x1020 has an impossible size of 12 bytes (cells are multiples of 8)",
+        ),
+        (
+            Damage::PastEnd {
+                what: what(),
+                offset: 0x1020,
+                size: 4096,
+                bins_size: 64,
+            },
+            "the subkey list of X: the cell at offset 0x1020 declares 4096 bytes, past the end of the hive bins (64 bytes)",
+        ),
+        (
+            Damage::WrongKind {
+                what: what(),
+                offset: 0x1020,
+                expected: CellKind::Key,
+            },
+            "the subkey list of X: the cell at offset 0x1020 is not a key (nk) cell",
+        ),
+        (
+            Damage::WrongKind {
+                what: what(),
+                offset: 0x1020,
+                expected: CellKind::Value,
+            },
+            "the subkey list of X: the cell at offset 0x1020 is not a value (vk) cell",
+        ),
+        (
+            Damage::WrongKind {
+                what: what(),
+                offset: 0x1020,
+                expected: CellKind::IndexLeaf,
+            },
+            "the subkey list of X: the cell at offset 0x1020 is not an lf, lh or li list",
+        ),
+        (
+            Damage::WrongKind {
+                what: what(),
+                offset: 0x1020,
+                expected: CellKind::SubkeyList,
+            },
+            "the subkey list of X: the cell at offset 0x1020 is not a subkey list (lf, lh, li or ri)",
+        ),
+        (
+            Damage::Loops {
+                what: what(),
+                offset: 0x1020,
+                named: CellKind::IndexLeaf,
+            },
+            "the subkey list of X names the index leaf at offset 0x1020 twice (a list that loops)",
+        ),
+        (
+            Damage::Loops {
+                what: what(),
+                offset: 0x1020,
+                named: CellKind::Key,
+            },
+            "the subkey list of X names the key at offset 0x1020 twice (a list that loops)",
+        ),
+        (
+            Damage::Repeated {
+                what: what(),
+                offset: 0x1020,
+                named: CellKind::Value,
+            },
+            "the subkey list of X names the value at offset 0x1020 twice",
+        ),
+        (
+            Damage::Repeated {
+                what: what(),
+                offset: 0x1020,
+                named: CellKind::Segment,
+            },
+            "the subkey list of X names the segment at offset 0x1020 twice",
+        ),
+        (
+            Damage::NamesAncestor {
+                what: what(),
+                offset: 0x1020,
+                subkey: None,
+            },
+            "the subkey list of X names the key at offset 0x1020, which is the key itself or one above it (a list that loops)",
+        ),
+        (
+            Damage::NamesAncestor {
+                what: what(),
+                offset: 0x1020,
+                subkey: Some("Control".into()),
+            },
+            "the subkey list of X names the key at offset 0x1020 as its subkey Control, which is the key itself or one above it (a list that loops)",
+        ),
+        (
+            Damage::EmptyLeaf { what: what() },
+            "the subkey list of X is empty",
+        ),
+        (
+            Damage::NameOverflow {
+                what: what(),
+                kind: CellKind::Key,
+                offset: 0x1020,
+                length: 300,
+            },
+            "the subkey list of X: the key at offset 0x1020 has a 300-byte name that does not fit its cell",
+        ),
+        (
+            Damage::NameOverflow {
+                what: what(),
+                kind: CellKind::Value,
+                offset: 0x1020,
+                length: 300,
+            },
+            "the subkey list of X: the value at offset 0x1020 has a 300-byte name that does not fit its cell",
+        ),
+        (
+            Damage::ListOverflow {
+                what: what(),
+                list: ListKind::Subkeys,
+                count: 9,
+                held: 12,
+            },
+            "the subkey list of X declares 9 entries, but its cell holds 12 bytes",
+        ),
+        (
+            Damage::ListOverflow {
+                what: what(),
+                list: ListKind::Values,
+                count: 9,
+                held: 12,
+            },
+            "the subkey list of X declares 9 values, but its cell holds 12 bytes",
+        ),
+        (
+            Damage::ListOverflow {
+                what: what(),
+                list: ListKind::Segments,
+                count: 9,
+                held: 12,
+            },
+            "the subkey list of X declares 9 segments, but its cell holds 12 bytes",
+        ),
+        (
+            Damage::DataTooLarge {
+                what: what(),
+                size: 99999,
+                limit: 8192,
+            },
+            "the subkey list of X declares 99999 bytes of data, more than the 8192 bytes the hive bins hold",
+        ),
+        (
+            Damage::TooFewSegments {
+                what: what(),
+                segments: 1,
+                size: 20000,
+            },
+            "the subkey list of X: 1 big-data segments cannot hold its 20000 bytes",
+        ),
+        (
+            Damage::ShortSegment {
+                what: what(),
+                held: 100,
+                wanted: 16344,
+            },
+            "the subkey list of X holds 100 bytes, not the 16344 its value needs",
+        ),
+        (
+            Damage::Unlocated {
+                kind: CellKind::Key,
+            },
+            "its key cell cannot be located",
+        ),
+        (
+            Damage::Unlocated {
+                kind: CellKind::Value,
+            },
+            "its value cell cannot be located",
+        ),
+        (
+            Damage::ReaderDisagrees,
+            "the hive reader found another key cell than the checks did",
+        ),
+        (
+            Damage::ValuesTooLarge { bins_size: 8192 },
+            "its values declare more data in all than the 8192 bytes of hive bins",
+        ),
+    ];
+    for (damage, text) in cases {
+        assert_eq!(damage.to_string(), text);
+    }
 }
