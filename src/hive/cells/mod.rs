@@ -19,17 +19,22 @@ use std::cmp::Ordering;
 use std::collections::HashSet;
 
 use nt_hive::{KeyNode, KeyValue, NtHiveNameString};
+use zerocopy::little_endian::U32;
+use zerocopy::FromBytes;
 
 mod damage;
+mod layout;
 
 pub use damage::{CellKind, Damage, ListKind};
+use layout::{
+    BigDataHeader, CellHeader, HashedItem, KeyNodeHeader, ListHeader, ListItem, ValueKeyHeader,
+};
 
 /// Offset of the key name in an `nk` cell's payload (the fixed header before it).
-const NK_HEADER: usize = 76;
+const NK_HEADER: usize = size_of::<KeyNodeHeader>();
 /// Offset of the value name in a `vk` cell's payload.
-const VK_HEADER: usize = 20;
-const DB_HEADER: usize = 8;
-const CELL_HEADER: usize = 4;
+const VK_HEADER: usize = size_of::<ValueKeyHeader>();
+const CELL_HEADER: usize = size_of::<CellHeader>();
 /// "No cell" in an offset field.
 const NO_CELL: u32 = u32::MAX;
 /// Data size flag: the data (up to 4 bytes) is in the data offset field itself.
@@ -112,14 +117,18 @@ impl<'a> Cells<'a> {
         }
         let start = offset as usize;
         let at = file_offset(offset);
-        let Some(size_field) = self.data.get(start..start.saturating_add(CELL_HEADER)) else {
+        let Some((header, _)) = self
+            .data
+            .get(start..)
+            .and_then(|rest| CellHeader::ref_from_prefix(rest).ok())
+        else {
             return Err(Damage::OutsideBins {
                 what: what.to_string(),
                 offset: at,
                 bins_size: self.data.len(),
             });
         };
-        let size = i32::from_le_bytes([size_field[0], size_field[1], size_field[2], size_field[3]]);
+        let size = header.size.get();
         if size >= 0 {
             return Err(Damage::NotAllocated {
                 what: what.to_string(),
@@ -148,10 +157,14 @@ impl<'a> Cells<'a> {
     /// The `nk` cell at `offset`.
     pub fn key(&self, offset: u32, what: &str) -> Checked<KeyCell<'a>> {
         let payload = self.cell(offset, what)?;
-        if payload.len() < NK_HEADER || !payload.starts_with(b"nk") {
-            return Err(wrong_kind(what, offset, CellKind::Key));
+        match KeyNodeHeader::ref_from_prefix(payload) {
+            Ok((header, name)) if header.signature == *b"nk" => Ok(KeyCell {
+                offset,
+                header,
+                name,
+            }),
+            _ => Err(wrong_kind(what, offset, CellKind::Key)),
         }
-        Ok(KeyCell { offset, payload })
     }
 
     /// Checks the subkey list of `key` and every key cell it names, as nt-hive will follow
@@ -159,7 +172,7 @@ impl<'a> Cells<'a> {
     /// `key` on the walk (root first): a list naming one of them, or `key` itself, loops.
     /// Returns the offsets of the subkeys, in list order.
     pub fn subkeys(&self, key: &KeyCell<'a>, path: &[u32], what: &str) -> Checked<Vec<u32>> {
-        let list_offset = key.u32_at(28);
+        let list_offset = key.header.subkey_list.get();
         if list_offset == NO_CELL {
             return Ok(Vec::new());
         }
@@ -168,7 +181,7 @@ impl<'a> Cells<'a> {
         let mut offsets = Vec::new();
         match list.get(..2) {
             Some(b"ri") => {
-                let leaves = items(list, 4, &what)?;
+                let leaves = items::<U32>(list, &what)?;
                 self.spend(leaves.len(), &what)?;
                 let mut seen_leaves = HashSet::with_capacity(leaves.len());
                 for leaf_offset in leaves {
@@ -180,21 +193,15 @@ impl<'a> Cells<'a> {
                         });
                     }
                     let leaf_what = format!("an index leaf of {what}");
-                    let leaf = self.cell(leaf_offset, &leaf_what)?;
-                    let size = match leaf.get(..2) {
-                        Some(b"lf" | b"lh") => 8,
-                        Some(b"li") => 4,
-                        _ => return Err(wrong_kind(&leaf_what, leaf_offset, CellKind::IndexLeaf)),
-                    };
-                    let found = items(leaf, size, &leaf_what)?;
+                    let found = self.leaf(leaf_offset, &leaf_what)?;
                     if found.is_empty() {
                         return Err(Damage::EmptyLeaf { what: leaf_what });
                     }
                     offsets.extend(found);
                 }
             }
-            Some(b"lf" | b"lh") => offsets = items(list, 8, &what)?,
-            Some(b"li") => offsets = items(list, 4, &what)?,
+            Some(b"lf" | b"lh") => offsets = items::<HashedItem>(list, &what)?,
+            Some(b"li") => offsets = items::<U32>(list, &what)?,
             _ => return Err(wrong_kind(&what, list_offset, CellKind::SubkeyList)),
         }
         self.spend(offsets.len(), &what)?;
@@ -232,7 +239,7 @@ impl<'a> Cells<'a> {
         name: &str,
         what: &str,
     ) -> Checked<Option<u32>> {
-        let list_offset = key.u32_at(28);
+        let list_offset = key.header.subkey_list.get();
         if list_offset == NO_CELL {
             return Ok(None);
         }
@@ -240,7 +247,7 @@ impl<'a> Cells<'a> {
         let list = self.cell(list_offset, &list_what)?;
         let found = match list.get(..2) {
             Some(b"ri") => {
-                let leaves = items(list, 4, &list_what)?;
+                let leaves = items::<U32>(list, &list_what)?;
                 self.search_index_root(&leaves, name, &list_what)?
             }
             _ => {
@@ -264,8 +271,8 @@ impl<'a> Cells<'a> {
     fn leaf(&self, offset: u32, what: &str) -> Checked<Vec<u32>> {
         let leaf = self.cell(offset, what)?;
         match leaf.get(..2) {
-            Some(b"lf" | b"lh") => items(leaf, 8, what),
-            Some(b"li") => items(leaf, 4, what),
+            Some(b"lf" | b"lh") => items::<HashedItem>(leaf, what),
+            Some(b"li") => items::<U32>(leaf, what),
             _ => Err(wrong_kind(what, offset, CellKind::IndexLeaf)),
         }
     }
@@ -320,8 +327,8 @@ impl<'a> Cells<'a> {
     /// by its upper-case table).
     fn compare_key(&self, offset: u32, name: &str, what: &str) -> Checked<Ordering> {
         let key = self.key(offset, &format!("a subkey in {what}"))?;
-        let length = u16::from_le_bytes([key.payload[72], key.payload[73]]) as usize;
-        let Some(bytes) = key.payload.get(NK_HEADER..NK_HEADER + length) else {
+        let length = usize::from(key.header.name_length.get());
+        let Some(bytes) = key.name.get(..length) else {
             return Err(Damage::NameOverflow {
                 what: format!("a subkey in {what}"),
                 kind: CellKind::Key,
@@ -329,8 +336,7 @@ impl<'a> Cells<'a> {
                 length,
             });
         };
-        let flags = u16::from_le_bytes([key.payload[2], key.payload[3]]);
-        let stored = if flags & KEY_COMP_NAME != 0 {
+        let stored = if key.header.flags.get() & KEY_COMP_NAME != 0 {
             NtHiveNameString::Latin1(bytes)
         } else {
             NtHiveNameString::Utf16LE(bytes)
@@ -345,12 +351,12 @@ impl<'a> Cells<'a> {
         let Some((list, what)) = self.value_list(key, what)? else {
             return Ok(None);
         };
-        for item in list.chunks_exact(4) {
+        for item in list {
             self.spend(1, &what)?;
-            let offset = u32::from_le_bytes([item[0], item[1], item[2], item[3]]);
-            let vk = self.value(offset, &format!("a value in {what}"))?;
-            let length = u16::from_le_bytes([vk[2], vk[3]]) as usize;
-            let Some(bytes) = vk.get(VK_HEADER..VK_HEADER + length) else {
+            let offset = item.get();
+            let (vk, name_area) = self.value(offset, &format!("a value in {what}"))?;
+            let length = usize::from(vk.name_length.get());
+            let Some(bytes) = name_area.get(..length) else {
                 return Err(Damage::NameOverflow {
                     what: format!("a value in {what}"),
                     kind: CellKind::Value,
@@ -358,8 +364,7 @@ impl<'a> Cells<'a> {
                     length,
                 });
             };
-            let flags = u16::from_le_bytes([vk[16], vk[17]]);
-            let stored = if flags & VALUE_COMP_NAME != 0 {
+            let stored = if vk.flags.get() & VALUE_COMP_NAME != 0 {
                 NtHiveNameString::Latin1(bytes)
             } else {
                 NtHiveNameString::Utf16LE(bytes)
@@ -372,15 +377,15 @@ impl<'a> Cells<'a> {
     }
 
     /// The items of the value list of `key`, and the list's name for messages.
-    fn value_list(&self, key: &KeyCell<'a>, what: &str) -> Checked<Option<(&'a [u8], String)>> {
-        let list_offset = key.u32_at(40);
+    fn value_list(&self, key: &KeyCell<'a>, what: &str) -> Checked<Option<(&'a [U32], String)>> {
+        let list_offset = key.header.value_list.get();
         if list_offset == NO_CELL {
             return Ok(None);
         }
-        let count = key.u32_at(36) as usize;
+        let count = key.header.value_count.get() as usize;
         let what = format!("the value list of {what}");
         let list = self.cell(list_offset, &what)?;
-        let Some(bytes) = count.checked_mul(4).and_then(|n| list.get(..n)) else {
+        let Ok((items, _)) = <[U32]>::ref_from_prefix_with_elems(list, count) else {
             return Err(Damage::ListOverflow {
                 what,
                 list: ListKind::Values,
@@ -388,21 +393,21 @@ impl<'a> Cells<'a> {
                 held: list.len(),
             });
         };
-        Ok(Some((bytes, what)))
+        Ok(Some((items, what)))
     }
 
     /// Checks the value list of `key` and every `vk` cell it names, as nt-hive follows them to
     /// find a value by name or to list them. Returns the value cell offsets, in list order.
     pub fn values(&self, key: &KeyCell<'a>, what: &str) -> Checked<Vec<u32>> {
-        let Some((bytes, what)) = self.value_list(key, what)? else {
+        let Some((items, what)) = self.value_list(key, what)? else {
             return Ok(Vec::new());
         };
-        let count = bytes.len() / 4;
+        let count = items.len();
         self.spend(count, &what)?;
         let mut seen = HashSet::with_capacity(count);
         let mut offsets = Vec::with_capacity(count);
-        for item in bytes.chunks_exact(4) {
-            let offset = u32::from_le_bytes([item[0], item[1], item[2], item[3]]);
+        for item in items {
+            let offset = item.get();
             if !seen.insert(offset) {
                 return Err(Damage::Repeated {
                     what,
@@ -416,22 +421,22 @@ impl<'a> Cells<'a> {
         Ok(offsets)
     }
 
-    fn value(&self, offset: u32, what: &str) -> Checked<&'a [u8]> {
+    /// The `vk` cell at `offset`: its fixed header, and the bytes after it (the name).
+    fn value(&self, offset: u32, what: &str) -> Checked<(&'a ValueKeyHeader, &'a [u8])> {
         let payload = self.cell(offset, what)?;
-        if payload.len() < VK_HEADER || !payload.starts_with(b"vk") {
-            return Err(wrong_kind(what, offset, CellKind::Value));
+        match ValueKeyHeader::ref_from_prefix(payload) {
+            Ok((header, name)) if header.signature == *b"vk" => Ok((header, name)),
+            _ => Err(wrong_kind(what, offset, CellKind::Value)),
         }
-        Ok(payload)
     }
 
     /// Checks the data of the `vk` cell at `offset` before nt-hive reads it: its data cell, or
     /// its big-data header, segment list and the segments its size needs. The declared size
     /// may not exceed `limit` bytes (a value cannot hold more than the hive).
     pub fn value_data(&self, offset: u32, limit: usize, what: &str) -> Checked<DataCheck> {
-        let vk = self.value(offset, what)?;
-        let field = |at: usize| u32::from_le_bytes([vk[at], vk[at + 1], vk[at + 2], vk[at + 3]]);
-        let raw_size = field(4);
-        let data_offset = field(8);
+        let (vk, _) = self.value(offset, what)?;
+        let raw_size = vk.data_size.get();
+        let data_offset = vk.data_offset.get();
         if raw_size & DATA_INLINE != 0 {
             // Up to 4 bytes in the offset field; nt-hive rejects larger sizes itself.
             return Ok(DataCheck::Readable);
@@ -452,19 +457,19 @@ impl<'a> Cells<'a> {
         if size <= BIG_DATA_SEGMENT {
             return Ok(DataCheck::Readable);
         }
-        // Big data: `db`, segment count, segment list offset.
-        if cell.len() < DB_HEADER || !cell.starts_with(b"db") {
+        let db = match BigDataHeader::ref_from_prefix(cell) {
+            Ok((db, _)) if db.signature == *b"db" => db,
             // One large cell instead of big data: read it when it holds the whole value.
             // Otherwise nt-hive reports the missing `db` signature itself.
-            if cell.len() >= size {
+            _ if cell.len() >= size => {
                 return Ok(DataCheck::SingleCell {
                     offset: data_offset,
                     size: size as u32,
-                });
+                })
             }
-            return Ok(DataCheck::Readable);
-        }
-        let segments = u16::from_le_bytes([cell[2], cell[3]]) as usize;
+            _ => return Ok(DataCheck::Readable),
+        };
+        let segments = usize::from(db.segment_count.get());
         let needed = size.div_ceil(BIG_DATA_SEGMENT);
         if segments < needed {
             return Err(Damage::TooFewSegments {
@@ -473,10 +478,10 @@ impl<'a> Cells<'a> {
                 size,
             });
         }
-        let list_offset = u32::from_le_bytes([cell[4], cell[5], cell[6], cell[7]]);
+        let list_offset = db.segment_list.get();
         let list_what = format!("the big-data segment list of {what}");
         let list = self.cell(list_offset, &list_what)?;
-        let Some(bytes) = list.get(..segments * 4) else {
+        let Ok((items, _)) = <[U32]>::ref_from_prefix_with_elems(list, segments) else {
             return Err(Damage::ListOverflow {
                 what: list_what,
                 list: ListKind::Segments,
@@ -486,8 +491,8 @@ impl<'a> Cells<'a> {
         };
         self.spend(needed, &list_what)?;
         let mut seen = HashSet::with_capacity(needed);
-        for (index, item) in bytes.chunks_exact(4).take(needed).enumerate() {
-            let segment = u32::from_le_bytes([item[0], item[1], item[2], item[3]]);
+        for (index, item) in items.iter().take(needed).enumerate() {
+            let segment = item.get();
             if !seen.insert(segment) {
                 return Err(Damage::Repeated {
                     what: list_what,
@@ -547,22 +552,15 @@ impl<'a> Cells<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct KeyCell<'a> {
     pub offset: u32,
-    payload: &'a [u8],
+    header: &'a KeyNodeHeader,
+    /// The rest of the cell: the key name, then slack.
+    name: &'a [u8],
 }
 
 impl KeyCell<'_> {
-    /// The key's last-write time (FILETIME at offset 4 of the `nk` cell; nt-hive has no
-    /// accessor for it).
+    /// The key's last-write time (nt-hive has no accessor for it).
     pub fn last_written(&self) -> Option<u64> {
-        let bytes = self.payload.get(4..12)?;
-        let mut filetime = [0u8; 8];
-        filetime.copy_from_slice(bytes);
-        Some(u64::from_le_bytes(filetime))
-    }
-
-    fn u32_at(&self, at: usize) -> u32 {
-        let b = &self.payload[at..at + 4];
-        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        Some(self.header.last_written.get())
     }
 }
 
@@ -585,12 +583,14 @@ fn wrong_kind(what: &str, offset: u32, expected: CellKind) -> Damage {
     }
 }
 
-/// The cell offsets in the items of a subkey list (`count` at offset 2, items from 4).
-fn items(list: &[u8], item_size: usize, what: &str) -> Checked<Vec<u32>> {
-    let count = list
-        .get(2..4)
-        .map_or(0, |c| u16::from_le_bytes([c[0], c[1]]) as usize);
-    let Some(bytes) = list.get(4..4 + count * item_size) else {
+/// The cell offsets in the items of a subkey list or index root, whose items are `T`.
+fn items<T: ListItem>(list: &[u8], what: &str) -> Checked<Vec<u32>> {
+    let count =
+        ListHeader::ref_from_prefix(list).map_or(0, |(header, _)| usize::from(header.count.get()));
+    let entries = list
+        .get(size_of::<ListHeader>()..)
+        .and_then(|rest| <[T]>::ref_from_prefix_with_elems(rest, count).ok());
+    let Some((entries, _)) = entries else {
         return Err(Damage::ListOverflow {
             what: what.to_string(),
             list: ListKind::Subkeys,
@@ -598,10 +598,7 @@ fn items(list: &[u8], item_size: usize, what: &str) -> Checked<Vec<u32>> {
             held: list.len(),
         });
     };
-    Ok(bytes
-        .chunks_exact(item_size)
-        .map(|item| u32::from_le_bytes([item[0], item[1], item[2], item[3]]))
-        .collect())
+    Ok(entries.iter().map(ListItem::cell).collect())
 }
 
 #[cfg(test)]
