@@ -53,11 +53,18 @@ const _: () = assert!(size_of::<BaseBlockHeader>() == 512);
 const _: () = assert!(std::mem::offset_of!(BaseBlockHeader, checksum) == CHECKSUM_OFFSET);
 
 impl BaseBlockHeader {
-    /// The header at the start of `bytes`, if they hold 512 bytes.
+    /// The header at the start of `bytes`, if they hold 512 bytes (a log's copy).
     pub fn parse(bytes: &[u8]) -> Option<&BaseBlockHeader> {
         BaseBlockHeader::ref_from_prefix(bytes)
             .ok()
             .map(|(header, _)| header)
+    }
+
+    /// The header of a primary file, if `bytes` hold its whole 4,096-byte base block.
+    pub fn of_primary(bytes: &[u8]) -> Option<&BaseBlockHeader> {
+        PrimaryBaseBlock::ref_from_prefix(bytes)
+            .ok()
+            .map(|(block, _)| &block.header)
     }
 
     /// The checksum the header's bytes sum to (see [`checksum`]).
@@ -122,8 +129,7 @@ impl BaseBlock {
         if &bytes[..bytes.len().min(4)] != b"regf" {
             return Err(sniff(bytes));
         }
-        let Ok((PrimaryBaseBlock { header, .. }, _)) = PrimaryBaseBlock::ref_from_prefix(bytes)
-        else {
+        let Some(header) = BaseBlockHeader::of_primary(bytes) else {
             return Err(HiveError::Truncated {
                 len: bytes.len(),
                 needed: BASE_BLOCK_SIZE,

@@ -148,8 +148,11 @@ pub enum RecoveryError {
     #[error("the primary file is {len} bytes, shorter than the 4,096-byte base block")]
     TooShort { len: usize },
 
-    #[error("the primary file is not a registry hive (it starts with {first_bytes})")]
-    NotAHive { first_bytes: String },
+    #[error(
+        "the primary file is not a registry hive (it starts with {})",
+        hex_preview(.first_bytes)
+    )]
+    NotAHive { first_bytes: [u8; 4] },
 
     #[error("the primary file is a transaction log (file type {file_type}), not a hive")]
     NotPrimary { file_type: u32 },
@@ -196,14 +199,14 @@ pub fn is_dirty(primary: &[u8]) -> bool {
 /// a hive or is a log itself, its base block is damaged and no log holds a copy, or its hive
 /// bins are cut short and no log supplied them. See [`RecoveryError`].
 pub fn recover(primary: &[u8], logs: &[LogFile<'_>]) -> Result<Recovery, RecoveryError> {
-    if primary.len() < BASE_BLOCK_SIZE {
+    let Some(header) = BaseBlockHeader::of_primary(primary) else {
         return Err(RecoveryError::TooShort { len: primary.len() });
-    }
-    let Some(header) = BaseBlockHeader::parse(primary).filter(|h| h.signature == *b"regf") else {
-        return Err(RecoveryError::NotAHive {
-            first_bytes: hex_preview(primary),
-        });
     };
+    if header.signature != *b"regf" {
+        return Err(RecoveryError::NotAHive {
+            first_bytes: header.signature,
+        });
+    }
     if matches!(
         header.file_type.get(),
         FILE_TYPE_LOG_OLD | FILE_TYPE_LOG_VERY_OLD | FILE_TYPE_LOG_NEW

@@ -3,6 +3,7 @@
 
 use std::mem::offset_of;
 
+use thiserror::Error;
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
@@ -247,7 +248,40 @@ enum Stop {
     /// further ahead.
     Sequence { found: u32, expected: u32 },
     /// An `HvLE` entry that is not valid.
-    Damaged(String),
+    Damaged { sequence: u32, why: EntryDamage },
+}
+
+/// What is wrong with an `HvLE` entry.
+#[derive(Debug, Error)]
+enum EntryDamage {
+    #[error("size {size} is not a positive multiple of 512")]
+    Size { size: usize },
+    #[error("size {size} runs past the end of the file ({left} bytes left)")]
+    PastEnd { size: usize, left: usize },
+    #[error("hive bins size {bins_size} is not a positive multiple of 4,096")]
+    BinsSize { bins_size: u32 },
+    #[error(
+        "hive bins size {bins_size} is more than the primary and the logs together could fill"
+    )]
+    BinsPastInputs { bins_size: u32 },
+    #[error("Hash-2 (over the entry header) does not match")]
+    Hash2,
+    #[error("Hash-1 (over the page references and pages) does not match")]
+    Hash1,
+    #[error("it has no dirty pages")]
+    NoPages,
+    #[error("{count} page references do not fit in {size} bytes")]
+    References { count: usize, size: usize },
+    #[error(
+        "a page at {target:#x} of {len} bytes lies outside its {bins_size} bytes of hive bins"
+    )]
+    PageOutside {
+        target: u32,
+        len: u32,
+        bins_size: u32,
+    },
+    #[error("its pages need more than its {size} bytes")]
+    Pages { size: usize },
 }
 
 impl Stop {
@@ -261,14 +295,18 @@ impl Stop {
             Stop::Sequence { found, expected } => format!(
                 "stopped at offset {pos}: the entry there has sequence {found} where {expected} was expected, and Windows stops at the first gap"
             ),
-            Stop::Damaged(why) => format!("stopped at offset {pos}: {why}"),
+            Stop::Damaged { sequence, why } => {
+                format!("stopped at offset {pos}: entry {sequence}: {why}")
+            }
         }
     }
 
     /// For a stop that is not the normal end of a log: what happened, for the overall notes.
     fn abnormal(&self, pos: usize) -> Option<String> {
         match self {
-            Stop::Damaged(why) => Some(format!("stopped at a damaged entry (offset {pos}: {why})")),
+            Stop::Damaged { sequence, why } => Some(format!(
+                "stopped at a damaged entry (offset {pos}: entry {sequence}: {why})"
+            )),
             Stop::Sequence { found, expected } if seq_after(*found, *expected) => Some(format!(
                 "stopped at a sequence gap (offset {pos}: sequence {found} where {expected} was expected)"
             )),
@@ -297,41 +335,35 @@ fn parse_entry(log: &[u8], pos: usize, growth_limit: u64) -> Result<Entry, Stop>
     let sequence = head.sequence.get();
     let bins_size = head.hive_bins_size.get();
     let count = head.dirty_page_count.get() as usize;
-    let damaged = |why: String| Err(Stop::Damaged(format!("entry {sequence}: {why}")));
+    let damaged = |why| Err(Stop::Damaged { sequence, why });
     if size < SECTOR || size % SECTOR != 0 {
-        return damaged(format!("size {size} is not a positive multiple of 512"));
+        return damaged(EntryDamage::Size { size });
     }
     let Some(entry) = log.get(pos..).and_then(|rest| rest.get(..size)) else {
-        return damaged(format!(
-            "size {size} runs past the end of the file ({} bytes left)",
-            log.len() - pos
-        ));
+        return damaged(EntryDamage::PastEnd {
+            size,
+            left: log.len() - pos,
+        });
     };
     if !valid_bins_size(bins_size) {
-        return damaged(format!(
-            "hive bins size {bins_size} is not a positive multiple of 4,096"
-        ));
+        return damaged(EntryDamage::BinsSize { bins_size });
     }
     if BASE_BLOCK_SIZE as u64 + u64::from(bins_size) > growth_limit {
-        return damaged(format!(
-            "hive bins size {bins_size} is more than the primary and the logs together could fill"
-        ));
+        return damaged(EntryDamage::BinsPastInputs { bins_size });
     }
     if marvin32_64(&entry[..offset_of!(EntryHeader, hash2)], LOG_HASH_SEED) != head.hash2.get() {
-        return damaged("Hash-2 (over the entry header) does not match".to_string());
+        return damaged(EntryDamage::Hash2);
     }
     if marvin32_64(&entry[ENTRY_HEADER_SIZE..], LOG_HASH_SEED) != head.hash1.get() {
-        return damaged("Hash-1 (over the page references and pages) does not match".to_string());
+        return damaged(EntryDamage::Hash1);
     }
     if count == 0 {
-        return damaged("it has no dirty pages".to_string());
+        return damaged(EntryDamage::NoPages);
     }
     let Ok((references, _)) =
         <[PageReference]>::ref_from_prefix_with_elems(&entry[ENTRY_HEADER_SIZE..], count)
     else {
-        return damaged(format!(
-            "{count} page references do not fit in {size} bytes"
-        ));
+        return damaged(EntryDamage::References { count, size });
     };
     let mut pages = Vec::with_capacity(count);
     let mut data = ENTRY_HEADER_SIZE + size_of_val(references);
@@ -339,13 +371,15 @@ fn parse_entry(log: &[u8], pos: usize, growth_limit: u64) -> Result<Entry, Stop>
         let target = reference.offset.get();
         let len = reference.size.get();
         if u64::from(target) + u64::from(len) > u64::from(bins_size) {
-            return damaged(format!(
-                "a page at {target:#x} of {len} bytes lies outside its {bins_size} bytes of hive bins"
-            ));
+            return damaged(EntryDamage::PageOutside {
+                target,
+                len,
+                bins_size,
+            });
         }
         let len = len as usize;
         if data.checked_add(len).is_none_or(|end| end > size) {
-            return damaged(format!("its pages need more than its {size} bytes"));
+            return damaged(EntryDamage::Pages { size });
         }
         pages.push(Page {
             target,

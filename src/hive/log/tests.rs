@@ -71,10 +71,17 @@ fn rejects_what_is_not_a_primary() {
         recover(&[0; 100], &[]).unwrap_err(),
         RecoveryError::TooShort { len: 100 }
     );
-    assert!(matches!(
-        recover(&[0; 4096], &[]),
-        Err(RecoveryError::NotAHive { .. })
-    ));
+    let err = recover(&[0; 4096], &[]).unwrap_err();
+    assert_eq!(
+        err,
+        RecoveryError::NotAHive {
+            first_bytes: [0; 4]
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "the primary file is not a registry hive (it starts with 00 00 00 00)"
+    );
     let mut log = vec![0u8; 4096];
     log[..4].copy_from_slice(b"regf");
     log[28] = 6;
