@@ -1100,7 +1100,7 @@ fn real_hives_pass_the_cell_checks() {
             let key = match cells.key(offset, "k") {
                 Ok(key) => key,
                 Err(damage) => {
-                    damaged.push(damage.0);
+                    damaged.push(damage.to_string());
                     continue;
                 }
             };
@@ -1115,7 +1115,7 @@ fn real_hives_pass_the_cell_checks() {
                                 | DataCheck::Empty
                                 | DataCheck::SingleCell { .. },
                             ) => {}
-                            Err(damage) => damaged.push(damage.0),
+                            Err(damage) => damaged.push(damage.to_string()),
                         }
                         let raw = u32_at(&bytes, 4096 + value as usize + 4 + 4);
                         if raw & 0x8000_0000 == 0 && raw as usize > regf::BIG_DATA_SEGMENT_SIZE {
@@ -1123,7 +1123,7 @@ fn real_hives_pass_the_cell_checks() {
                         }
                     }
                 }
-                Err(damage) => damaged.push(damage.0),
+                Err(damage) => damaged.push(damage.to_string()),
             }
             match cells.subkeys(&key, &ancestors, "k") {
                 Ok(children) => {
@@ -1131,7 +1131,7 @@ fn real_hives_pass_the_cell_checks() {
                     below.push(offset);
                     stack.extend(children.into_iter().map(|c| (c, below.clone())));
                 }
-                Err(damage) => damaged.push(damage.0),
+                Err(damage) => damaged.push(damage.to_string()),
             }
         }
         checked += 1;

@@ -5,10 +5,100 @@
 //! anything else is checked), while a forensic report needs every field: sequence numbers,
 //! checksum, declared sizes, whether the file is a hive at all.
 
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
 use super::HiveError;
 
+/// Size of a primary file's base block, and the file offset of the first hive bin.
 pub const BASE_BLOCK_SIZE: usize = 4096;
-const CHECKSUM_OFFSET: usize = 508;
+/// The checksum covers the header up to its own field.
+pub(crate) const CHECKSUM_OFFSET: usize = 508;
+
+/// The header of a regf base block: its first 512 bytes, all a transaction log keeps of it
+/// and all its checksum covers (the rest of the 4,096 bytes is reserved). Unaligned, so it
+/// can be read in place from any buffer.
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct BaseBlockHeader {
+    /// `regf`.
+    pub signature: [u8; 4],
+    pub primary_sequence: U32,
+    pub secondary_sequence: U32,
+    /// FILETIME of the last write.
+    pub last_written: U64,
+    pub major_version: U32,
+    pub minor_version: U32,
+    /// 0 = primary file, 1 and 2 = old-format transaction log, 6 = new-format log.
+    pub file_type: U32,
+    /// 1 = direct memory load.
+    pub file_format: U32,
+    pub root_cell_offset: U32,
+    pub hive_bins_size: U32,
+    pub clustering_factor: U32,
+    /// The last 31 characters of the hive's path, UTF-16LE, NUL-terminated.
+    pub file_name: [u8; 64],
+    /// The resource manager GUID (meaningful when `guid_signature` is `rmtm`).
+    pub rm_id: [u8; 16],
+    _log_id: [u8; 16],
+    pub flags: U32,
+    _tm_id: [u8; 16],
+    pub guid_signature: [u8; 4],
+    _last_reorganized: U64,
+    _reserved: [u8; 332],
+    pub checksum: U32,
+}
+
+const _: () = assert!(size_of::<BaseBlockHeader>() == 512);
+const _: () = assert!(std::mem::offset_of!(BaseBlockHeader, checksum) == CHECKSUM_OFFSET);
+
+impl BaseBlockHeader {
+    /// The header at the start of `bytes`, if they hold 512 bytes (a log's copy).
+    pub fn parse(bytes: &[u8]) -> Option<&BaseBlockHeader> {
+        BaseBlockHeader::ref_from_prefix(bytes)
+            .ok()
+            .map(|(header, _)| header)
+    }
+
+    /// The header of a primary file, if `bytes` hold its whole 4,096-byte base block.
+    pub fn of_primary(bytes: &[u8]) -> Option<&BaseBlockHeader> {
+        PrimaryBaseBlock::ref_from_prefix(bytes)
+            .ok()
+            .map(|(block, _)| &block.header)
+    }
+
+    /// The checksum the header's bytes sum to (see [`checksum`]).
+    pub fn computed_checksum(&self) -> u32 {
+        checksum(&self.as_bytes()[..CHECKSUM_OFFSET])
+    }
+
+    pub fn checksum_ok(&self) -> bool {
+        self.checksum.get() == self.computed_checksum()
+    }
+
+    /// Dirty as Windows judges it at load time: sequence numbers differ or the checksum is
+    /// wrong.
+    pub fn is_dirty(&self) -> bool {
+        self.primary_sequence != self.secondary_sequence || !self.checksum_ok()
+    }
+
+    /// The embedded file name's UTF-16 units, up to its NUL.
+    pub fn name_units(&self) -> impl Iterator<Item = u16> + '_ {
+        self.file_name
+            .chunks_exact(2)
+            .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
+            .take_while(|&unit| unit != 0)
+    }
+}
+
+/// A primary file's whole base block, up to the first hive bin.
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct PrimaryBaseBlock {
+    header: BaseBlockHeader,
+    /// Reserved, and boot fields (Windows 10+) nextboot does not read.
+    _rest: [u8; BASE_BLOCK_SIZE - size_of::<BaseBlockHeader>()],
+}
 
 /// The fields of a base block that the report and the checks use.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,38 +129,26 @@ impl BaseBlock {
         if &bytes[..bytes.len().min(4)] != b"regf" {
             return Err(sniff(bytes));
         }
-        if bytes.len() < BASE_BLOCK_SIZE {
+        let Some(header) = BaseBlockHeader::of_primary(bytes) else {
             return Err(HiveError::Truncated {
                 len: bytes.len(),
                 needed: BASE_BLOCK_SIZE,
                 what: "the 4,096-byte base block",
             });
-        }
-        let u32_at = |offset: usize| {
-            u32::from_le_bytes([
-                bytes[offset],
-                bytes[offset + 1],
-                bytes[offset + 2],
-                bytes[offset + 3],
-            ])
         };
-        let name_units: Vec<u16> = bytes[48..112]
-            .chunks_exact(2)
-            .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
-            .take_while(|&unit| unit != 0)
-            .collect();
+        let name_units: Vec<u16> = header.name_units().collect();
         let block = BaseBlock {
-            primary_sequence: u32_at(4),
-            secondary_sequence: u32_at(8),
-            last_written: u64::from(u32_at(12)) | (u64::from(u32_at(16)) << 32),
-            major_version: u32_at(20),
-            minor_version: u32_at(24),
-            file_type: u32_at(28),
-            root_cell_offset: u32_at(36),
-            hive_bins_size: u32_at(40),
+            primary_sequence: header.primary_sequence.get(),
+            secondary_sequence: header.secondary_sequence.get(),
+            last_written: header.last_written.get(),
+            major_version: header.major_version.get(),
+            minor_version: header.minor_version.get(),
+            file_type: header.file_type.get(),
+            root_cell_offset: header.root_cell_offset.get(),
+            hive_bins_size: header.hive_bins_size.get(),
             embedded_name: String::from_utf16_lossy(&name_units),
-            stored_checksum: u32_at(CHECKSUM_OFFSET),
-            computed_checksum: checksum(&bytes[..CHECKSUM_OFFSET]),
+            stored_checksum: header.checksum.get(),
+            computed_checksum: header.computed_checksum(),
         };
         match block.file_type {
             0 => {}

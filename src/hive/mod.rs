@@ -22,7 +22,7 @@ use nt_hive::{Hive, KeyNode, KeyValue, KeyValueDataType, NtHiveError};
 use thiserror::Error;
 
 use crate::finding::Finding;
-use cells::{Cells, Damage, DataCheck, KeyCell};
+use cells::{CellKind, Cells, Damage, DataCheck, KeyCell};
 
 /// The values smss reads, in the order it reads them.
 pub const PENDING_VALUES: [&str; 2] = [
@@ -417,13 +417,14 @@ impl<'h, 'a> CheckedKey<'h, 'a> {
         ancestors: Vec<u32>,
         what: String,
     ) -> Result<Self, HiveError> {
-        let damage = |why: &str| HiveError::Damaged {
-            what: what.clone(),
-            damage: Damage(why.to_string()),
-        };
         let offset = cells
             .offset_of_key(&node)
-            .ok_or_else(|| damage("its key cell cannot be located"))?;
+            .ok_or_else(|| HiveError::Damaged {
+                what: what.clone(),
+                damage: Damage::Unlocated {
+                    kind: CellKind::Key,
+                },
+            })?;
         let cell = cells.key(offset, &what).map_err(damaged(&what))?;
         Ok(CheckedKey {
             node,
@@ -465,7 +466,7 @@ impl<'h, 'a> CheckedKey<'h, 'a> {
         if key.cell.offset != expected {
             return Err(HiveError::Damaged {
                 what: key.what,
-                damage: Damage("the hive reader found another key cell than the checks did".into()),
+                damage: Damage::ReaderDisagrees,
             });
         }
         Ok(Some(key))
@@ -517,7 +518,9 @@ fn checked_data(
         .offset_of_value(value)
         .ok_or_else(|| HiveError::Damaged {
             what: what.to_string(),
-            damage: Damage("its value cell cannot be located".into()),
+            damage: Damage::Unlocated {
+                kind: CellKind::Value,
+            },
         })?;
     cells
         .value_data(offset, cells.len(), what)

@@ -100,10 +100,9 @@ pub(super) fn read(
             if total > cells.len() {
                 return Err(HiveError::Damaged {
                     what: "MountedDevices values".into(),
-                    damage: Damage(format!(
-                        "its values declare more data in all than the {} bytes of hive bins",
-                        cells.len()
-                    )),
+                    damage: Damage::ValuesTooLarge {
+                        bins_size: cells.len(),
+                    },
                 });
             }
             identify(&value_bytes(cells, &value, check, &what)?)
