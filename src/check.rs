@@ -537,7 +537,7 @@ fn find_hive(volumes: &Volumes, drive: char, root: &Path) -> Result<PathBuf, Che
         let entry = match volumes.stat(&key) {
             Ok(Some(entry)) => entry,
             Ok(None) => return Err(not_found(&path[..depth].join("\\"))),
-            Err(unresolved) => return Err(unusable(unresolved.0)),
+            Err(unresolved) => return Err(unusable(unresolved.to_string())),
         };
         let mut host = root.to_path_buf();
         host.extend(entry.names());

@@ -407,8 +407,8 @@ pub fn replay(operations: &[Operation], volumes: &Volumes, options: ReplayOption
         );
         let (step, touched) = match outcome {
             Ok(done) => done,
-            Err(Unresolved(why)) => (
-                Step::Decided(Verdict::Unresolved, Reason::Text(why.into())),
+            Err(why) => (
+                Step::Decided(Verdict::Unresolved, Reason::Text(why.to_string().into())),
                 Vec::new(),
             ),
         };

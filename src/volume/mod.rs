@@ -16,11 +16,13 @@ mod key;
 mod listing;
 mod nt_path;
 mod short_name;
+mod unresolved;
 mod volumes;
 
 pub use dir::DirVolume;
 pub use key::{fold, PathKey};
 pub use nt_path::{parse_nt_path, Anchor, NtPath};
+pub use unresolved::{ShortNameCandidates, UndecodableMatch, Unresolved};
 pub use volumes::{DiskEntry, Problem, Resolved, Volumes};
 
 use std::ffi::OsString;
@@ -59,7 +61,3 @@ pub trait Volume: Send + Sync {
     /// under it are taken as pointing into the volume.
     fn host_root(&self) -> Option<&Path>;
 }
-
-/// Why a path cannot be mapped onto the given volumes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Unresolved(pub String);

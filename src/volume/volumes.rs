@@ -12,6 +12,7 @@ use rustc_hash::FxHashMap;
 
 use super::key::fold_char;
 use super::listing::Listing;
+use super::unresolved::{ShortNameCandidates, UndecodableMatch};
 use super::{
     fold, parse_nt_path, short_name, Anchor, EntryKind, NtPath, PathKey, Unresolved, Volume,
 };
@@ -247,38 +248,29 @@ impl Volumes {
             Anchor::Drive(drive) => (self.drive_mount(drive)?, Vec::new()),
             Anchor::SystemRoot => {
                 let mount = self.drive_mount(self.system_drive).map_err(|_| {
-                    Unresolved(format!(
-                        "\\SystemRoot is on the system drive {}:, which is not mapped (give ROOT)",
-                        self.system_drive
-                    ))
+                    Unresolved::SystemDriveNotMapped {
+                        drive: self.system_drive,
+                    }
                 })?;
-                let windows = self.windows_dir.clone().ok_or_else(|| {
-                    Unresolved(
-                        "\\SystemRoot: no Windows directory (Windows\\System32\\config) on the system drive"
-                            .into(),
-                    )
-                })?;
+                let windows = self.windows_dir.clone().ok_or(Unresolved::NoWindowsDir)?;
                 let windows = windows.iter().map(|n| n.to_string_lossy().into_owned());
                 (mount, windows.collect())
             }
             Anchor::VolumeGuid(guid) => {
                 let Some(&drive) = self.volume_guids.get(&guid) else {
-                    return Err(Unresolved(format!(
-                        "volume {{{guid}}} has no drive letter in MountedDevices"
-                    )));
+                    return Err(Unresolved::GuidWithoutDrive { guid: guid.into() });
                 };
-                let mount = self.drive_mount(drive).map_err(|_| {
-                    Unresolved(format!(
-                        "volume {{{guid}}} is drive {drive}: in MountedDevices, which is not mapped (use --drive {drive}:=DIR)"
-                    ))
-                })?;
+                let mount =
+                    self.drive_mount(drive)
+                        .map_err(|_| Unresolved::GuidDriveNotMapped {
+                            guid: guid.into(),
+                            drive,
+                        })?;
                 (mount, Vec::new())
             }
             Anchor::Device(number) => {
                 let Some(&(_, mount)) = self.devices.iter().find(|(n, _)| *n == number) else {
-                    return Err(Unresolved(format!(
-                        "\\Device\\HarddiskVolume{number} is not mapped (use --device {number}=DIR)"
-                    )));
+                    return Err(Unresolved::DeviceNotMapped { number });
                 };
                 (mount, Vec::new())
             }
@@ -289,11 +281,8 @@ impl Volumes {
     }
 
     fn drive_mount(&self, drive: char) -> Result<usize, Unresolved> {
-        self.mount_index(drive).ok_or_else(|| {
-            Unresolved(format!(
-                "drive {drive}: is not mapped to a volume (use ROOT, --system-drive or --drive {drive}:=DIR)"
-            ))
-        })
+        self.mount_index(drive)
+            .ok_or(Unresolved::DriveNotMapped { drive })
     }
 
     /// Resolves components from the root of `mount`. The folder part of a path is walked once
@@ -339,17 +328,17 @@ impl Volumes {
             if entry.kind == EntryKind::Link {
                 walk.hops += 1;
                 if walk.hops > MAX_LINK_HOPS {
-                    return Err(Unresolved(format!(
-                        "more than {MAX_LINK_HOPS} links on the way (a link loop?)"
-                    )));
+                    return Err(Unresolved::TooManyLinks {
+                        limit: MAX_LINK_HOPS,
+                    });
                 }
                 let mut link = listing.dir.clone();
                 link.push(entry.name.clone());
                 let target = self.mounts[mount].read_link(&link).map_err(|err| {
-                    Unresolved(format!(
-                        "cannot read the link {}: {err}",
-                        self.mounts[mount].display(&link)
-                    ))
+                    Unresolved::UnreadableLink {
+                        link: self.mounts[mount].display(&link).into(),
+                        error: err.to_string().into(),
+                    }
                 })?;
                 let restart = self.link_target(mount, &listing.dir, &link, &target)?;
                 pending = restart.into_iter().chain(pending).collect();
@@ -392,28 +381,23 @@ impl Volumes {
                         folder: folder.clone(),
                         name: name.clone().into_owned(),
                     });
-                    return Err(Unresolved(format!(
-                        "{component} is not in {folder} under that name, but {folder} holds a name that is not valid Unicode and could be it ({name}, undecodable bytes shown as U+FFFD); Windows would compare the real name"
-                    )));
+                    return Err(Unresolved::Undecodable(Box::new(UndecodableMatch {
+                        component: component.into(),
+                        folder: folder.into(),
+                        name: name.into(),
+                    })));
                 }
             }
             [one] => return Ok(Some(*one as usize)),
             several => {
-                let spellings: Vec<String> = several
+                let spellings = several
                     .iter()
-                    .map(|&i| {
-                        listing.entries[i as usize]
-                            .name
-                            .to_string_lossy()
-                            .into_owned()
-                    })
+                    .map(|&i| listing.entries[i as usize].name.to_string_lossy().into())
                     .collect();
-                return Err(Unresolved(format!(
-                    "{} names in {} differ only by case ({}); Windows would see one file, this mount has several",
-                    several.len(),
-                    where_(),
-                    spellings.join(", ")
-                )));
+                return Err(Unresolved::CaseTwins {
+                    folder: where_().into(),
+                    names: spellings,
+                });
             }
         }
         if !short_name::looks_generated(component) {
@@ -444,10 +428,12 @@ impl Volumes {
         match found.as_slice() {
             [] => Ok(None),
             [one] => Ok(refs.iter().position(|name| name == one)),
-            several => Err(Unresolved(format!(
-                "the short name {component} in {} could be any of: {} (the volume does not record short names here; creation order decides)",
-                where_(),
-                several.join(", ")
+            several => Err(Unresolved::AmbiguousShortName(Box::new(
+                ShortNameCandidates {
+                    short: component.into(),
+                    folder: where_().into(),
+                    candidates: several.iter().map(|&name| name.into()).collect(),
+                },
             ))),
         }
     }
@@ -463,12 +449,9 @@ impl Volumes {
         target: &Path,
     ) -> Result<Vec<String>, Unresolved> {
         let volume = &self.mounts[mount];
-        let outside = || {
-            Unresolved(format!(
-                "the link {} points outside its volume ({}); links are never followed out of a volume",
-                volume.display(link),
-                target.display()
-            ))
+        let outside = || Unresolved::LinkOutside {
+            link: volume.display(link).into(),
+            target: target.into(),
         };
         // Rooted (`/x`, `\x`, `C:\x`) targets start at the volume root; on Windows a rooted
         // target need not be absolute (`\ProgramData` has no drive).
@@ -500,11 +483,10 @@ impl Volumes {
                 Component::Prefix(prefix) => match prefix.kind() {
                     std::path::Prefix::Disk(_) | std::path::Prefix::VerbatimDisk(_) => {}
                     _ => {
-                        return Err(Unresolved(format!(
-                            "the link {} points to another volume ({}); it is not followed",
-                            volume.display(link),
-                            target.display()
-                        )))
+                        return Err(Unresolved::LinkToOtherVolume {
+                            link: volume.display(link).into(),
+                            target: target.into(),
+                        })
                     }
                 },
                 Component::CurDir | Component::RootDir => {}
@@ -515,11 +497,15 @@ impl Volumes {
 
     fn cannot_list(&self, mount: usize, dir: &[OsString], err: &io::Error) -> Unresolved {
         let path = self.mounts[mount].display(dir);
+        let error = err.to_string();
         self.problem(Problem::Unreadable {
             path: path.clone(),
-            error: err.to_string(),
+            error: error.clone(),
         });
-        Unresolved(format!("cannot list {path}: {err}"))
+        Unresolved::Unlistable {
+            folder: path.into(),
+            error: error.into(),
+        }
     }
 
     fn problem(&self, problem: Problem) {
@@ -683,8 +669,8 @@ mod tests {
             ("\\??\\Volume{ABCD}\\x", "no drive letter in MountedDevices"),
             ("\\SystemRoot\\x", "system drive C:"),
         ] {
-            let err = volumes.resolve(path).unwrap_err();
-            assert!(err.0.contains(advice), "{path}: {}", err.0);
+            let err = volumes.resolve(path).unwrap_err().to_string();
+            assert!(err.contains(advice), "{path}: {err}");
         }
     }
 }
