@@ -187,7 +187,7 @@ pub fn parse_baseline_path(text: &str) -> Result<Target, String> {
     } else {
         return relative(&path);
     };
-    let parsed = parse_nt_path(&nt).map_err(|u| u.0)?;
+    let parsed = parse_nt_path(&nt).map_err(|u| u.to_string())?;
     match parsed.anchor {
         Anchor::Drive(_) | Anchor::SystemRoot => {}
         Anchor::VolumeGuid(_) | Anchor::Device(_) => {
@@ -204,7 +204,7 @@ pub fn parse_baseline_path(text: &str) -> Result<Target, String> {
 }
 
 fn relative(path: &str) -> Result<Target, String> {
-    let parsed = parse_nt_path(&format!("\\??\\C:\\{path}")).map_err(|u| u.0)?;
+    let parsed = parse_nt_path(&format!("\\??\\C:\\{path}")).map_err(|u| u.to_string())?;
     Ok(Target::SystemDrive(parsed.components))
 }
 
@@ -615,7 +615,7 @@ fn look(volumes: &Volumes, target: &Target, system_drive: char, hash: bool) -> F
     let nt_path = target.nt_path(system_drive);
     let resolved = match volumes.resolve(&nt_path) {
         Ok(resolved) => resolved,
-        Err(unresolved) => return failed(State::Unresolved, unresolved.0, None),
+        Err(unresolved) => return failed(State::Unresolved, unresolved.to_string(), None),
     };
     let Some(disk) = resolved.entry else {
         let why = missing_reason(volumes, &resolved.key, &nt_path);

@@ -410,8 +410,8 @@ pub fn replay(queues: &[&[Operation]], volumes: &Volumes, options: ReplayOptions
         );
         let (step, touched) = match outcome {
             Ok(done) => done,
-            Err(Unresolved(why)) => (
-                Step::Decided(Verdict::Unresolved, Reason::Text(why.into())),
+            Err(why) => (
+                Step::Decided(Verdict::Unresolved, Reason::Text(why.to_string().into())),
                 Vec::new(),
             ),
         };

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{DirEntry, EntryKind, Volume};
+use super::{DirEntry, EntryKind, EntryMetadata, Volume};
 use crate::evidence::{Evidence, ListedKind};
 
 pub struct DirVolume {
@@ -40,6 +40,30 @@ impl Volume for DirVolume {
                 },
             })
             .collect())
+    }
+
+    fn metadata(&self, path: &[OsString]) -> io::Result<EntryMetadata> {
+        // The root is the folder the user named, through a link or not; below it, a final
+        // link is the link itself, as a listing shows it.
+        let host = self.host_path(path);
+        let meta = match path {
+            [] => std::fs::metadata(host)?,
+            _ => std::fs::symlink_metadata(host)?,
+        };
+        let file_type = meta.file_type();
+        let kind = if file_type.is_symlink() {
+            EntryKind::Link
+        } else if file_type.is_dir() {
+            EntryKind::Directory
+        } else if file_type.is_file() {
+            EntryKind::File
+        } else {
+            EntryKind::Other
+        };
+        Ok(EntryMetadata {
+            kind,
+            size: (kind == EntryKind::File).then_some(meta.len()),
+        })
     }
 
     fn open(&self, file: &[OsString]) -> io::Result<Evidence> {

@@ -144,7 +144,7 @@ pub fn find_system_hive(
             Err(unresolved) => {
                 return Err(MountError::HiveUnusable {
                     root: root_shown,
-                    why: unresolved.0,
+                    why: unresolved.to_string(),
                 })
             }
         };

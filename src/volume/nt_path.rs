@@ -34,16 +34,15 @@ const DOS_DEVICE_PREFIXES: [&str; 3] = ["\\??\\", "\\DosDevices\\", "\\GLOBAL??\
 const DEVICE_VOLUME: &str = "\\Device\\HarddiskVolume";
 
 pub fn parse_nt_path(path: &str) -> Result<NtPath, Unresolved> {
-    let unresolved = |why: &str| Err(Unresolved(why.to_string()));
     if path.is_empty() {
-        return unresolved("the path is empty");
+        return Err(Unresolved::EmptyPath);
     }
     let (anchor, tail) = if let Some(rest) = strip_prefix_ignore_case(path, DEVICE_VOLUME) {
         let digits_end = rest
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
         let Ok(number) = rest[..digits_end].parse::<u32>() else {
-            return unresolved("\\Device\\HarddiskVolume has no volume number");
+            return Err(Unresolved::NoVolumeNumber);
         };
         (Anchor::Device(number), &rest[digits_end..])
     } else if let Some(rest) = strip_prefix_ignore_case(path, "\\SystemRoot") {
@@ -53,11 +52,11 @@ pub fn parse_nt_path(path: &str) -> Result<NtPath, Unresolved> {
         .find_map(|prefix| strip_prefix_ignore_case(path, prefix))
     {
         if strip_prefix_ignore_case(rest, "UNC\\").is_some() {
-            return unresolved("a UNC path names a network share, which is not on the image");
+            return Err(Unresolved::Unc);
         }
         if let Some(after) = strip_prefix_ignore_case(rest, "Volume{") {
             let Some(close) = after.find('}') else {
-                return unresolved("a volume GUID path without its closing brace");
+                return Err(Unresolved::UnclosedGuid);
             };
             (
                 Anchor::VolumeGuid(after[..close].to_ascii_uppercase()),
@@ -66,29 +65,25 @@ pub fn parse_nt_path(path: &str) -> Result<NtPath, Unresolved> {
         } else {
             let mut chars = rest.chars();
             let (Some(letter), Some(':')) = (chars.next(), chars.next()) else {
-                return unresolved("no drive letter after the DOS-device prefix");
+                return Err(Unresolved::NoDriveLetter);
             };
             if !letter.is_ascii_alphabetic() {
-                return unresolved("the drive letter is not A to Z");
+                return Err(Unresolved::BadDriveLetter { letter });
             }
             (Anchor::Drive(letter.to_ascii_uppercase()), chars.as_str())
         }
     } else if strip_prefix_ignore_case(path, "\\Device\\").is_some() {
-        return unresolved("a device path other than \\Device\\HarddiskVolumeN is not mapped");
+        return Err(Unresolved::OtherDevice);
     } else if path.starts_with('\\') {
-        return unresolved(
-            "not a path smss can open on a volume (\\??\\X:\\..., \\SystemRoot\\...)",
-        );
+        return Err(Unresolved::NotOnVolume);
     } else {
-        return unresolved(
-            "not an NT path: it does not start with \\ (smss would fail to open it)",
-        );
+        return Err(Unresolved::NotNtPath);
     };
 
     if !tail.is_empty() && !tail.starts_with('\\') {
-        return unresolved(match anchor {
-            Anchor::Drive(_) => "a drive-relative path (X:name) has no meaning at boot",
-            _ => "the volume name runs into the path without a \\",
+        return Err(match anchor {
+            Anchor::Drive(drive) => Unresolved::DriveRelative { drive },
+            _ => Unresolved::NoSeparator,
         });
     }
     let tail = tail.strip_prefix('\\').unwrap_or(tail);
@@ -99,10 +94,8 @@ pub fn parse_nt_path(path: &str) -> Result<NtPath, Unresolved> {
         let count = tail.split('\\').count();
         for (i, component) in tail.split('\\').enumerate() {
             match component {
-                "" => return unresolved("the path has an empty component (\\\\)"),
-                "." | ".." => {
-                    return unresolved("the path has a . or .. component, which is not followed")
-                }
+                "" => return Err(Unresolved::EmptyComponent),
+                "." | ".." => return Err(Unresolved::DotComponent),
                 c => match c.split_once(':') {
                     None => components.push(c.to_string()),
                     // `name::$DATA` is the file's unnamed stream: the file itself.
@@ -114,9 +107,10 @@ pub fn parse_nt_path(path: &str) -> Result<NtPath, Unresolved> {
                         components.push(name.to_string())
                     }
                     Some((name, stream)) => {
-                        return Err(Unresolved(format!(
-                            "the path names the alternate data stream \"{stream}\" of \"{name}\"; streams are not examined"
-                        )))
+                        return Err(Unresolved::Stream {
+                            name: name.into(),
+                            stream: stream.into(),
+                        })
                     }
                 },
             }
@@ -199,8 +193,8 @@ mod tests {
             ("\\??\\1:\\x", "A to Z"),
             ("\\??\\Volume{1234\\x", "closing brace"),
         ] {
-            let err = parse_nt_path(path).unwrap_err();
-            assert!(err.0.contains(why), "{path}: {}", err.0);
+            let err = parse_nt_path(path).unwrap_err().to_string();
+            assert!(err.contains(why), "{path}: {err}");
         }
     }
 }
