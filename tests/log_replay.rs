@@ -1,5 +1,5 @@
 //! Transaction-log replay: real dirty hives against the hives Windows and yarp recovered, and
-//! fixtures from `support/regf_log.rs` for each rule. Tests on real hives print `SKIPPED` and
+//! fixtures from `support::regf_log` for each rule. Tests on real hives print `SKIPPED` and
 //! pass when `../shared/hives` is absent.
 //!
 //! Porting to nextboot: replace `nextboot::hive::log` with `nextboot::hive::log` below.

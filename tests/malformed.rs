@@ -2,7 +2,7 @@
 //! within a second, and never a panic.
 //!
 //! `testdata/malformed/` is written by [`corpus`] from the project's own fixtures (the PE files
-//! in `testdata/pe/bin`, hives from the regf writer in `tests/support/regf.rs`), so every file
+//! in `testdata/pe/bin`, hives from the regf writer in `crates/regf-writer`), so every file
 //! can be rebuilt and every mutation is described here: regenerate with
 //! `NEXTBOOT_REGENERATE=1 cargo test --test malformed`.
 //!
@@ -752,7 +752,7 @@ fn readme() -> String {
     let mut text = String::from(
         "# Malformed inputs\n\n\
          Written by `tests/malformed.rs` (`NEXTBOOT_REGENERATE=1 cargo test --test malformed`) from\n\
-         the PE fixtures in `testdata/pe/bin` and hives of the regf writer in `tests/support/regf.rs`.\n\
+         the PE fixtures in `testdata/pe/bin` and hives of the regf writer in `crates/regf-writer`.\n\
          Do not edit by hand. Each must give a clear per-file finding (PE: `unversioned` with a\n\
          reason, or still the right version when the oddity is tolerated) or exit status 2 with a\n\
          diagnostic (hives), never a panic.\n\n| file | what is wrong |\n|---|---|\n",

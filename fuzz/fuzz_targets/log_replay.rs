@@ -1,6 +1,6 @@
 //! (c) Transaction-log replay: arbitrary log bytes over a valid dirty hive, then the recovered
 //! hive read and its queues decoded. The dirty hives come from the project's test writers
-//! (`tests/support/regf.rs`, `regf_log.rs`), built once.
+//! (`crates/regf-writer`), built once.
 //!
 //! Byte 0 chooses the case:
 //! - bits 0-1: 0 = LOG1 is the rest of the input as it is (LOG2 empty); 1 = the valid LOG1 of
@@ -21,13 +21,7 @@ use nextboot::hive::log::{base_block_checksum, marvin32_64, recover, LogFile, LO
 use nextboot::hive::SystemHive;
 use nextboot::queue::decode_registry;
 
-#[allow(unused_imports)]
-#[path = "../../tests/support/regf.rs"]
-mod regf;
-#[allow(unused_imports)]
-#[path = "../../tests/support/regf_log.rs"]
-mod regf_log;
-
+use nextboot_regf_writer::{regf, regf_log};
 use regf::{multi_sz, HiveWriter, REG_DWORD, REG_MULTI_SZ, REG_SZ};
 use regf_log::{DirtyHive, NewLogWriter, OldLogWriter, Slot};
 

@@ -2,12 +2,14 @@
 //!
 //! A scenario is a temporary directory laid out like a Windows system volume, with PE files
 //! from `testdata/pe/bin` (built by `testdata/pe/build.sh`) and a SYSTEM hive written by the
-//! regf writer in `regf.rs`.
+//! regf writer of `crates/regf-writer`, re-exported here as `support::regf` and
+//! `support::regf_log`.
 
 #![allow(dead_code)]
 
-pub mod regf;
-pub mod regf_log;
+// Not every test binary uses both (as with `dead_code` above).
+#[allow(unused_imports)]
+pub use nextboot_regf_writer::{regf, regf_log};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

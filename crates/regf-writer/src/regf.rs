@@ -57,8 +57,6 @@
 //! - hivex folds only ASCII case in paths (`\controlset001\CONTROL` works, `\ÜNÏCÖDÉ` does not
 //!   find `Ünïcödé`); it opens dirty hives without complaint.
 
-#![allow(dead_code)]
-
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::io;

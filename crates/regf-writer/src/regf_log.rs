@@ -1,6 +1,6 @@
 //! Deterministic writer for registry transaction logs, for tests only.
 //!
-//! Given a clean primary hive (as `regf.rs` writes it) and a newer version of the same hive,
+//! Given a clean primary hive (as [`crate::regf`] writes it) and a newer version of the same hive,
 //! [`NewLogWriter`] produces what Windows 8.1+ leaves behind when it crashes before writing
 //! the primary: the dirty primary (the older bins, sequence numbers `s + 1` / `s`) and
 //! new-format logs (`HvLE` entries carrying the changed 4 KiB pages, Marvin32-hashed).
@@ -23,8 +23,6 @@
 //! Options: several entries, a corrupt page (Hash-1 fails) or Hash-2, a sequence gap, entries split over LOG1 and
 //! LOG2 (either file holding the earlier run), a stale entry after the run, and a stale log
 //! older than the primary in the unused slot.
-
-#![allow(dead_code)]
 
 /// Marvin32 seed of log entry hashes.
 pub const LOG_HASH_SEED: u64 = 0x82EF_4D88_7A4E_55C5;
@@ -117,7 +115,7 @@ pub struct NewLogWriter {
 }
 
 impl NewLogWriter {
-    /// `old` and `new` are whole primary files of the same hive (clean, as `regf.rs` writes
+    /// `old` and `new` are whole primary files of the same hive (clean, as [`crate::regf`] writes
     /// them); `old`'s sequence numbers are the ones the dirty primary starts from.
     pub fn new(old: &[u8], new: &[u8]) -> Self {
         assert!(old.len() > BASE_BLOCK_SIZE && new.len() > BASE_BLOCK_SIZE);
