@@ -31,8 +31,7 @@ pub mod boot;
 pub mod report;
 
 pub mod commands;
-pub mod verify;
 
 pub use commands::check::{check, CheckError, CheckOptions, HashMode, Inspection};
-pub use commands::{fix, recover};
+pub use commands::{fix, recover, verify};
 pub use finding::{Finding, Severity};

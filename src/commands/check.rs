@@ -7,7 +7,7 @@ use thiserror::Error;
 
 use crate::boot::{self, ReplayOptions};
 use crate::finding::Finding;
-use crate::hive::{self, BaseBlock, ControlSetChoice, HiveError, LogChoice, RawValue, SystemHive};
+use crate::hive::{self, ControlSetChoice, HiveError, LogChoice, RawValue, SystemHive};
 use crate::queue::{self, Operation, Queue};
 use crate::report::{
     hive_section, other_control_sets, time, InputFile, Provenance, Report, ReportParts, Tool,
@@ -169,8 +169,7 @@ impl Inspection {
             source,
         };
         let loaded = hive::load(&hive_path, &options.logs).map_err(invalid)?;
-        let primary = BaseBlock::parse(&loaded.primary).map_err(invalid)?;
-        let mut system = SystemHive::read(loaded.bytes()).map_err(invalid)?;
+        let mut system = SystemHive::open(&loaded).map_err(invalid)?;
         let chosen = system.choose(options.control_set).map_err(invalid)?;
         let used = chosen.number;
 
@@ -190,7 +189,7 @@ impl Inspection {
         findings.extend(system.findings.iter().cloned());
         // Everything the report needs from the files is taken now; the hive's bytes (mapped,
         // or recovered in memory) are released before the replay.
-        let hive = hive_section(&loaded, &primary, options.hash != HashMode::None);
+        let hive = hive_section(&loaded, options.hash != HashMode::None);
         let mut inputs = vec![InputFile {
             role: "hive",
             path: hive.path.clone(),

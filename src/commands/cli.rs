@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::commands::check::{CheckOptions, HashMode};
+use super::check::{CheckOptions, HashMode};
 use crate::hive::{ControlSetChoice, LogChoice};
 use crate::report::terminal::{fail, print, style};
 use crate::report::{self, exit, FailOn, Format};
@@ -171,7 +171,7 @@ pub struct FixArgs {
     out: PathBuf,
     /// Where the admin loads the offline SYSTEM hive (`reg load KEY ...\config\SYSTEM`).
     #[arg(long, value_name = "HKLM\\NAME", default_value = "HKLM\\NB_SYSTEM")]
-    load_key: crate::fix::LoadKey,
+    load_key: super::fix::LoadKey,
 }
 
 #[derive(Args)]
@@ -192,7 +192,7 @@ pub struct VerifyArgs {
     /// With --write-baseline: the files to cover, relative to the system drive, any case; `*`
     /// and `?` within a name, `**` for any folders (repeatable).
     #[arg(long, value_name = "PATTERN", requires = "write_baseline")]
-    include: Vec<crate::verify::Pattern>,
+    include: Vec<super::verify::Pattern>,
     /// With --write-baseline: record each file's SHA-256 (files without a version too).
     /// Otherwise: report the SHA-256 of every file found.
     #[arg(long)]
@@ -256,7 +256,7 @@ pub enum HashArg {
 fn run_check(args: CheckArgs) -> u8 {
     let options = args.inputs.options();
     let allow_dirty = args.inputs.allow_dirty;
-    let report = match crate::check(&options) {
+    let report = match super::check::check(&options) {
         Ok(report) => report,
         Err(err) => return fail(&err),
     };
@@ -272,10 +272,10 @@ fn run_check(args: CheckArgs) -> u8 {
 
 fn run_fix(args: FixArgs) -> u8 {
     let options = args.inputs.options();
-    match crate::fix::run(&options, &args.load_key, &args.out, args.inputs.allow_dirty) {
+    match super::fix::run(&options, &args.load_key, &args.out, args.inputs.allow_dirty) {
         Ok(plan) => {
             let shown = args.out.display().to_string();
-            if print(|out| crate::fix::write_summary(&plan, &shown, out)) {
+            if print(|out| super::fix::write_summary(&plan, &shown, out)) {
                 exit::CLEAN
             } else {
                 exit::NOT_EXAMINED
@@ -286,7 +286,7 @@ fn run_fix(args: FixArgs) -> u8 {
 }
 
 fn run_verify(args: VerifyArgs) -> u8 {
-    use crate::verify;
+    use super::verify;
     if let Some(out) = args.write_baseline {
         let options = verify::WriteOptions {
             root: args.root,
@@ -336,7 +336,7 @@ fn log_choice(logs: Vec<PathBuf>, no_logs: bool) -> LogChoice {
 }
 
 fn run_recover(args: RecoverArgs) -> u8 {
-    match crate::recover::recover(&args.hive, &log_choice(args.logs, false), &args.out) {
+    match super::recover::recover(&args.hive, &log_choice(args.logs, false), &args.out) {
         Ok(done) => {
             let written = if args.json {
                 print(|out| {
@@ -357,7 +357,7 @@ fn run_recover(args: RecoverArgs) -> u8 {
 }
 
 fn run_version(args: VersionArgs) -> u8 {
-    let versions = crate::commands::version::run(&args.files, args.sha256);
+    let versions = super::version::run(&args.files, args.sha256);
     let written = print(|out| match args.format {
         VersionFormat::Table => report::write_versions_table(&versions.entries, style(), out),
         VersionFormat::Json => report::write_versions_json(&versions.entries, out),

@@ -17,8 +17,8 @@ use miette::Diagnostic;
 use serde::Serialize;
 use thiserror::Error;
 
+use super::check::{CheckError, CheckOptions, Inspection};
 use crate::boot::{self, ReplayOptions, Verdict};
-use crate::commands::check::{CheckError, CheckOptions, Inspection};
 use crate::hive::RawValue;
 use crate::output::{OutputError, OutputFile};
 use crate::queue::{multi_sz, Action, Operation};

@@ -5,4 +5,5 @@ pub mod check;
 pub mod cli;
 pub mod fix;
 pub mod recover;
+pub mod verify;
 pub mod version;

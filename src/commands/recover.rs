@@ -7,7 +7,7 @@ use miette::Diagnostic;
 use thiserror::Error;
 
 use crate::finding::{Finding, Severity};
-use crate::hive::{self, BaseBlock, HiveError, LogChoice};
+use crate::hive::{self, HiveError, LogChoice};
 use crate::output::{Evidence, OutputError, OutputFile};
 use crate::text::shown;
 
@@ -72,14 +72,18 @@ pub fn recover(hive_path: &Path, logs: &LogChoice, out: &Path) -> Result<Recover
     }
     let output = OutputFile::new(out, &evidence)?;
     let loaded = hive::load(hive_path, logs).map_err(invalid)?;
-    let before = BaseBlock::parse(&loaded.primary).map_err(invalid)?;
+    let before = &loaded.base;
     if before.is_dirty() && !loaded.is_recovered() {
         return Err(RecoverError::NothingApplied {
             findings: loaded.findings.iter().map(|f| f.message.clone()).collect(),
         });
     }
     let bytes = loaded.bytes();
-    let after = BaseBlock::parse(bytes).map_err(invalid)?;
+    // The sequence numbers replay wrote, or the primary's when it was clean.
+    let sequence_after = match (&loaded.recovery, loaded.is_recovered()) {
+        (Some(recovery), true) => [recovery.sequence_after.0, recovery.sequence_after.1],
+        _ => [before.primary_sequence, before.secondary_sequence],
+    };
     output.write(bytes)?;
     Ok(Recovered {
         hive: hive_path.display().to_string(),
@@ -92,9 +96,9 @@ pub fn recover(hive_path: &Path, logs: &LogChoice, out: &Path) -> Result<Recover
             .map(|log| log.name.clone())
             .collect(),
         sequence_before: [before.primary_sequence, before.secondary_sequence],
-        sequence_after: [after.primary_sequence, after.secondary_sequence],
+        sequence_after,
         sha256: crate::evidence::sha256_hex(bytes),
-        incomplete: loaded.is_incomplete(before.is_dirty()),
+        incomplete: loaded.is_incomplete(),
         findings: loaded.findings,
     })
 }

@@ -24,6 +24,8 @@ pub enum LogChoice {
 pub struct LoadedHive {
     pub path: PathBuf,
     pub primary: Evidence,
+    /// The primary file's base block, as on disk (parsed once, here).
+    pub base: BaseBlock,
     /// The hive with its logs applied, when any log entry was applied.
     pub recovered: Option<Evidence>,
     /// What log replay did, when it was attempted (dirty hive, logs not ignored).
@@ -53,8 +55,8 @@ impl LoadedHive {
 
     /// The hive as read may miss writes Windows made: dirty and not recovered, or recovered
     /// while a log beside it could not be read or was rejected for what it holds.
-    pub fn is_incomplete(&self, dirty: bool) -> bool {
-        dirty
+    pub fn is_incomplete(&self) -> bool {
+        self.base.is_dirty()
             && (!self.is_recovered()
                 || self.unreadable_logs > 0
                 || self.log_uses().iter().any(|log| log.damaged))
@@ -81,13 +83,14 @@ pub fn load(path: &Path, logs: &LogChoice) -> Result<LoadedHive, HiveError> {
     let mut loaded = LoadedHive {
         path: path.to_path_buf(),
         primary,
+        base,
         recovered: None,
         recovery: None,
         log_paths: Vec::new(),
         unreadable_logs: 0,
         findings: Vec::new(),
     };
-    if !base.is_dirty() {
+    if !loaded.base.is_dirty() {
         return Ok(loaded);
     }
     loaded.log_paths = match logs {

@@ -225,8 +225,23 @@ impl SystemHive {
             .unwrap_or_else(|message| Err(HiveError::ReaderFailed { message }))
     }
 
+    /// Reads the SYSTEM hive that [`load`] opened: the recovered bytes when its logs were
+    /// applied, the primary file otherwise (whose base block `load` has already parsed).
+    pub fn open(loaded: &LoadedHive) -> Result<SystemHive, HiveError> {
+        match &loaded.recovered {
+            Some(recovered) => Self::read(recovered),
+            None => {
+                crate::guard::contain(|| Self::read_parsed(&loaded.primary, loaded.base.clone()))
+                    .unwrap_or_else(|message| Err(HiveError::ReaderFailed { message }))
+            }
+        }
+    }
+
     fn read_unguarded(bytes: &[u8]) -> Result<SystemHive, HiveError> {
-        let base = BaseBlock::parse(bytes)?;
+        Self::read_parsed(bytes, BaseBlock::parse(bytes)?)
+    }
+
+    fn read_parsed(bytes: &[u8], base: BaseBlock) -> Result<SystemHive, HiveError> {
         let declared = base.hive_bins_size;
         let declared_end = BASE_BLOCK_SIZE.saturating_add(declared as usize);
         Self::read_cells(bytes, base).map_err(|err| match err {

@@ -3,8 +3,7 @@
 
 use crate::boot::Replay;
 use crate::finding::Finding;
-use crate::hive::log::{LogFormat, LogUse};
-use crate::hive::BaseBlock;
+use crate::hive::log::LogUse;
 use crate::hive::{ChosenControlSet, LoadedHive, MountedDevice, Select, SystemHive};
 use crate::queue::{self, Operation};
 use crate::volume::{Problem, Volumes};
@@ -109,16 +108,14 @@ pub fn other_control_sets(system: &SystemHive, used: u32) -> Vec<OtherControlSet
 }
 
 /// The hive as read: the file, its state, its logs and what they did.
-pub fn hive_section(loaded: &LoadedHive, primary: &BaseBlock, hashing: bool) -> HiveSection {
+pub fn hive_section(loaded: &LoadedHive, hashing: bool) -> HiveSection {
+    let primary = &loaded.base;
     let (applied, not_applied): (Vec<&LogUse>, Vec<&LogUse>) =
         loaded.log_uses().iter().partition(|log| log.applied);
     let log_report = |log: &&LogUse| LogReport {
         path: log.name.clone(),
         sha256: log.sha256.clone(),
-        format: log.format.map(|f| match f {
-            LogFormat::New => "new",
-            LogFormat::Old => "old",
-        }),
+        format: log.format,
         entries_applied: log.entries_applied,
         pages_applied: log.pages_applied,
         entries_skipped: log.entries_skipped,
@@ -130,7 +127,7 @@ pub fn hive_section(loaded: &LoadedHive, primary: &BaseBlock, hashing: bool) -> 
         sha256: hashing.then(|| loaded.primary.sha256()),
         dirty: primary.is_dirty(),
         recovered: loaded.is_recovered(),
-        incomplete: loaded.is_incomplete(primary.is_dirty()),
+        incomplete: loaded.is_incomplete(),
         logs_applied: applied.iter().map(log_report).collect(),
         logs_not_applied: not_applied.iter().map(log_report).collect(),
         primary_sequence: primary.primary_sequence,

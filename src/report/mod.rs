@@ -20,12 +20,14 @@ pub use build::{hive_section, other_control_sets, ReportParts};
 pub use machine::{write_csv, write_json, write_jsonl, write_yaml};
 pub use table::{write_table, Style};
 pub use verify::{
-    write_verify, BaselineSection, VerifyEntry, VerifyReport, VerifySummary, VERIFY_CSV_HEADER,
+    write_verify, BaselineSection, VerifyEntry, VerifyReport, VerifyState, VerifySummary,
+    VERIFY_CSV_HEADER,
 };
 pub use versions::{write_versions_json, write_versions_table};
 
 use crate::boot::{FileChange, Outcome, Verdict};
 use crate::finding::Finding;
+use crate::hive::log::LogFormat;
 use crate::hive::VolumeIdentity;
 use crate::queue::{Operation, Origin};
 use crate::version::FileVersion;
@@ -135,7 +137,7 @@ pub struct LogReport {
     pub path: String,
     pub sha256: String,
     /// `new` (HvLE entries) or `old` (DIRT vector); `null` when not a log.
-    pub format: Option<&'static str>,
+    pub format: Option<LogFormat>,
     pub entries_applied: usize,
     pub pages_applied: usize,
     pub entries_skipped: usize,

@@ -2,6 +2,7 @@
 //!
 //! Field names of the JSON form are meant for scripts (`docs/verify.md`): add, never rename.
 
+use std::fmt;
 use std::io::{self, Write};
 
 use serde::ser::SerializeMap;
@@ -9,8 +10,64 @@ use serde::{Serialize, Serializer};
 
 use super::{exit, Format, Style, Tool};
 use crate::text::shown;
-use crate::verify::State;
 use crate::version::FileVersion;
+
+/// The state of one baseline entry: one word, the first that applies in this order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerifyState {
+    /// The path cannot be mapped onto ROOT (another drive, names that differ only by case on
+    /// a case-sensitive copy, an ambiguous short name, a link out of the volume).
+    Unresolved,
+    /// No regular file at the path.
+    Missing,
+    /// The file is there but cannot be read.
+    Unreadable,
+    /// The baseline gives a minimum version and the file has no binary file version (no
+    /// version resource, or not a PE file at all).
+    Unversioned,
+    /// The binary file version is below the minimum.
+    Older,
+    /// Not older, but the baseline's SHA-256 differs from the file's.
+    HashMismatch,
+    /// As the baseline requires.
+    Ok,
+}
+
+impl VerifyState {
+    /// Every state, in the order of precedence (and of the summary).
+    pub const ALL: [VerifyState; 7] = [
+        VerifyState::Ok,
+        VerifyState::Older,
+        VerifyState::Missing,
+        VerifyState::Unversioned,
+        VerifyState::HashMismatch,
+        VerifyState::Unresolved,
+        VerifyState::Unreadable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyState::Ok => "ok",
+            VerifyState::Older => "older",
+            VerifyState::Missing => "missing",
+            VerifyState::Unversioned => "unversioned",
+            VerifyState::HashMismatch => "hash-mismatch",
+            VerifyState::Unresolved => "unresolved",
+            VerifyState::Unreadable => "unreadable",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<VerifyState> {
+        VerifyState::ALL.into_iter().find(|s| s.as_str() == word)
+    }
+}
+
+impl fmt::Display for VerifyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct VerifyReport {
@@ -41,7 +98,7 @@ pub struct VerifyEntry {
     pub path: String,
     pub expected_min_version: Option<FileVersion>,
     pub expected_sha256: Option<String>,
-    pub state: State,
+    pub state: VerifyState,
     /// The binary VS_FIXEDFILEINFO file version of the file found.
     pub found_version: Option<FileVersion>,
     /// Where the file was found on the host (on-disk spelling), when something is there.
@@ -59,7 +116,7 @@ pub struct VerifyEntry {
 #[derive(Clone, Debug, Default)]
 pub struct VerifySummary {
     pub entries: usize,
-    pub counts: [usize; State::ALL.len()],
+    pub counts: [usize; VerifyState::ALL.len()],
 }
 
 impl VerifySummary {
@@ -74,18 +131,18 @@ impl VerifySummary {
         summary
     }
 
-    pub fn count(&self, state: State) -> usize {
+    pub fn count(&self, state: VerifyState) -> usize {
         self.counts[state_slot(state)]
     }
 
     /// Entries in any state but `ok`.
     pub fn not_ok(&self) -> usize {
-        self.entries - self.count(State::Ok)
+        self.entries - self.count(VerifyState::Ok)
     }
 }
 
-fn state_slot(state: State) -> usize {
-    State::ALL
+fn state_slot(state: VerifyState) -> usize {
+    VerifyState::ALL
         .iter()
         .position(|&s| s == state)
         .unwrap_or_default()
@@ -93,9 +150,9 @@ fn state_slot(state: State) -> usize {
 
 impl Serialize for VerifySummary {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(1 + State::ALL.len()))?;
+        let mut map = serializer.serialize_map(Some(1 + VerifyState::ALL.len()))?;
         map.serialize_entry("entries", &self.entries)?;
-        for state in State::ALL {
+        for state in VerifyState::ALL {
             map.serialize_entry(state.as_str(), &self.count(state))?;
         }
         map.end()
@@ -198,12 +255,12 @@ fn write_verify_csv(report: &VerifyReport, out: &mut dyn Write) -> io::Result<()
     writer.flush()
 }
 
-fn paint_state(style: Style, state: State) -> String {
+fn paint_state(style: Style, state: VerifyState) -> String {
     let word = format!("{:<13}", state.as_str().to_uppercase());
     let code = match state {
-        State::Ok => "32",
-        State::Older | State::Missing | State::HashMismatch => "1;31",
-        State::Unversioned | State::Unresolved | State::Unreadable => "33",
+        VerifyState::Ok => "32",
+        VerifyState::Older | VerifyState::Missing | VerifyState::HashMismatch => "1;31",
+        VerifyState::Unversioned | VerifyState::Unresolved | VerifyState::Unreadable => "33",
     };
     style.paint(&word, code)
 }
@@ -245,7 +302,7 @@ fn write_verify_table(report: &VerifyReport, style: Style, out: &mut dyn Write) 
         let mut facts = Vec::new();
         match (entry.found_version, &entry.found_path) {
             (Some(version), _) => facts.push(format!("found {version}")),
-            (None, Some(_)) if entry.state != State::Missing => {
+            (None, Some(_)) if entry.state != VerifyState::Missing => {
                 facts.push("found, no version".to_string())
             }
             _ => {}
@@ -257,7 +314,7 @@ fn write_verify_table(report: &VerifyReport, style: Style, out: &mut dyn Write) 
             facts.push("sha256 pinned".to_string());
         }
         writeln!(out, "{:<13} {}", "", facts.join(", "))?;
-        if entry.state != State::Ok {
+        if entry.state != VerifyState::Ok {
             writeln!(out, "{:<13} why   {}", "", shown(&entry.reason))?;
             if let Some(path) = &entry.found_path {
                 writeln!(out, "{:<13} at    {}", "", shown(path))?;
@@ -266,7 +323,7 @@ fn write_verify_table(report: &VerifyReport, style: Style, out: &mut dyn Write) 
     }
     writeln!(out)?;
     let summary = &report.summary;
-    let parts: Vec<String> = State::ALL
+    let parts: Vec<String> = VerifyState::ALL
         .iter()
         .filter(|&&s| summary.count(s) > 0)
         .map(|&s| format!("{} {}", summary.count(s), s.as_str()))
@@ -302,7 +359,7 @@ fn write_verify_table(report: &VerifyReport, style: Style, out: &mut dyn Write) 
 mod tests {
     use super::*;
 
-    fn entry(state: State) -> VerifyEntry {
+    fn entry(state: VerifyState) -> VerifyEntry {
         VerifyEntry {
             path: "Windows\\System32\\a, \"b\".dll".into(),
             expected_min_version: Some("1.2.3.4".parse().unwrap()),
@@ -335,16 +392,16 @@ mod tests {
 
     #[test]
     fn summary_counts_every_state_with_zeros() {
-        let report = report(vec![entry(State::Ok), entry(State::Older)]);
+        let report = report(vec![entry(VerifyState::Ok), entry(VerifyState::Older)]);
         let json = serde_json::to_value(&report.summary).unwrap();
         let object = json.as_object().unwrap();
-        assert_eq!(object.len(), 1 + State::ALL.len());
+        assert_eq!(object.len(), 1 + VerifyState::ALL.len());
         assert_eq!(object["entries"], 2);
         assert_eq!(object["older"], 1);
         assert_eq!(object["hash-mismatch"], 0);
         assert_eq!(report.exit_status(), exit::FINDINGS);
         assert_eq!(
-            self::report(vec![entry(State::Ok)]).exit_status(),
+            self::report(vec![entry(VerifyState::Ok)]).exit_status(),
             exit::CLEAN
         );
         assert_eq!(self::report(Vec::new()).exit_status(), exit::CLEAN);
@@ -354,7 +411,7 @@ mod tests {
     fn table_has_no_colour_without_style_and_says_why() {
         let mut out = Vec::new();
         write_verify(
-            &report(vec![entry(State::Older)]),
+            &report(vec![entry(VerifyState::Older)]),
             Format::Table,
             Style::default(),
             &mut out,
@@ -371,7 +428,7 @@ mod tests {
 
         let mut out = Vec::new();
         write_verify(
-            &report(vec![entry(State::Older)]),
+            &report(vec![entry(VerifyState::Older)]),
             Format::Table,
             Style { color: true },
             &mut out,

@@ -68,8 +68,9 @@ pub struct LogFile<'a> {
     pub bytes: &'a [u8],
 }
 
-/// Transaction log file format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Transaction log file format; reports name it `new` or `old`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Windows 8.1 and later: `HvLE` log entries (file type 6).
     New,

@@ -26,76 +26,18 @@ pub use write::{
     baseline_yaml, scan, write_baseline, PatternCount, Scan, Skipped, WriteOptions, Written,
 };
 
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use miette::Diagnostic;
 use rayon::prelude::*;
-use serde::Serialize;
 use thiserror::Error;
 
 use crate::output::OutputError;
+pub use crate::report::VerifyState as State;
 use crate::report::{BaselineSection, Tool, VerifyEntry, VerifyReport, VerifySummary};
 use crate::version::{read_pe_version, FileVersion};
 use crate::volume::{fold, parse_nt_path, DirVolume, EntryKind, PathKey, Volumes};
-
-/// The state of one baseline entry: one word, the first that applies in this order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum State {
-    /// The path cannot be mapped onto ROOT (another drive, names that differ only by case on
-    /// a case-sensitive copy, an ambiguous short name, a link out of the volume).
-    Unresolved,
-    /// No regular file at the path.
-    Missing,
-    /// The file is there but cannot be read.
-    Unreadable,
-    /// The baseline gives a minimum version and the file has no binary file version (no
-    /// version resource, or not a PE file at all).
-    Unversioned,
-    /// The binary file version is below the minimum.
-    Older,
-    /// Not older, but the baseline's SHA-256 differs from the file's.
-    HashMismatch,
-    /// As the baseline requires.
-    Ok,
-}
-
-impl State {
-    /// Every state, in the order of precedence (and of the summary).
-    pub const ALL: [State; 7] = [
-        State::Ok,
-        State::Older,
-        State::Missing,
-        State::Unversioned,
-        State::HashMismatch,
-        State::Unresolved,
-        State::Unreadable,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Ok => "ok",
-            State::Older => "older",
-            State::Missing => "missing",
-            State::Unversioned => "unversioned",
-            State::HashMismatch => "hash-mismatch",
-            State::Unresolved => "unresolved",
-            State::Unreadable => "unreadable",
-        }
-    }
-
-    pub fn parse(word: &str) -> Option<State> {
-        State::ALL.into_iter().find(|s| s.as_str() == word)
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Why `verify` (or `--write-baseline`) could not examine its input at all (exit status 2).
 #[derive(Debug, Error, Diagnostic)]
