@@ -10,13 +10,13 @@ use std::path::Path;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 use nextboot::boot::{replay, ReplayOptions};
+use nextboot::commands::check::{check, CheckOptions, HashMode};
 use nextboot::evidence::Evidence;
 use nextboot::hive::log::{recover, LogFile};
 use nextboot::hive::{RawValue, SystemHive};
 use nextboot::queue::decode_registry;
 use nextboot::report::{self, Format, Style};
 use nextboot::volume::{DirVolume, Volumes};
-use nextboot::{CheckOptions, HashMode};
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 
@@ -131,7 +131,7 @@ fn replay_and_report(c: &mut Criterion) {
     let mut group = c.benchmark_group("report_writing");
     group.sample_size(10);
     for (size, dir) in &scenarios {
-        let report = nextboot::check(&CheckOptions {
+        let report = check(&CheckOptions {
             root: Some(dir.path().to_path_buf()),
             hash: HashMode::None,
             ..CheckOptions::default()

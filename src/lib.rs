@@ -9,7 +9,8 @@
 //! [`report`] (build the report, formats, exit status) -> [`commands`] (`check`, `fix`,
 //! `recover`, `verify`, `version`, and the command line).
 //!
-//! [`check()`] runs the whole pipeline; each stage can also be used on its own.
+//! [`commands::check::check`] runs the whole pipeline; each stage can also be used on its
+//! own.
 
 pub mod finding;
 pub mod guard;
@@ -32,6 +33,4 @@ pub mod report;
 
 pub mod commands;
 
-pub use commands::check::{check, CheckError, CheckOptions, HashMode, Inspection};
-pub use commands::{fix, recover, verify};
 pub use finding::{Finding, Severity};

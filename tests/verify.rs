@@ -1,6 +1,6 @@
 //! `verify`: installed files against a baseline, on volumes built from the PE fixtures.
 //!
-//! Two layers. The library tests (`nextboot::verify`) always run. The binary tests run
+//! Two layers. The library tests (`nextboot::commands::verify`) always run. The binary tests run
 //! `nextboot verify` and need the subcommand in `src/main.rs`: until `nextboot --help` lists
 //! it they print `SKIPPED` and pass, except under CI (`CI` set), where a missing subcommand
 //! fails them.
@@ -11,9 +11,11 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use nextboot::commands::verify::{
+    self, Baseline, Pattern, State, VerifyError, VerifyOptions, WriteOptions,
+};
 use nextboot::output::OutputError;
 use nextboot::report::exit;
-use nextboot::verify::{self, Baseline, Pattern, State, VerifyError, VerifyOptions, WriteOptions};
 use serde_json::Value;
 use support::Scenario;
 

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nextboot::fix::LoadKey;
+use nextboot::commands::fix::LoadKey;
 use nextboot::text::{csv_cell, is_unsafe, shown, to_json_line, to_yaml};
 
 fuzz_target!(|data: &[u8]| {

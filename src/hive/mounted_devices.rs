@@ -5,6 +5,8 @@
 //! partition GUID, or a device path (removable media) as UTF-16.
 
 use serde::Serialize;
+use zerocopy::little_endian::{U16, U32, U64};
+use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
 use super::cells::{Cells, Damage, DataCheck};
 use super::{checked_data, value_bytes, CheckedKey, HiveError};
@@ -118,13 +120,10 @@ pub fn identify(data: &[u8]) -> VolumeIdentity {
             partition_guid: format_guid(guid),
         };
     }
-    if data.len() == 12 {
-        let signature = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
-        let mut offset = [0u8; 8];
-        offset.copy_from_slice(&data[4..12]);
+    if let Ok(mbr) = MbrVolume::ref_from_bytes(data) {
         return VolumeIdentity::Mbr {
-            disk_signature: format!("{signature:08X}"),
-            offset: u64::from_le_bytes(offset),
+            disk_signature: format!("{:08X}", mbr.disk_signature.get()),
+            offset: mbr.offset.get(),
         };
     }
     let units: Vec<u16> = data
@@ -142,13 +141,38 @@ pub fn identify(data: &[u8]) -> VolumeIdentity {
     VolumeIdentity::Other { description }
 }
 
-/// A GUID in its registry spelling: the first three fields little-endian.
+/// An MBR volume's value: the disk signature and the partition's byte offset (12 bytes).
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct MbrVolume {
+    disk_signature: U32,
+    offset: U64,
+}
+
+/// A GUID as stored: the first three fields little-endian, the last eight bytes in order.
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct Guid {
+    data1: U32,
+    data2: U16,
+    data3: U16,
+    data4: [u8; 8],
+}
+
+/// A GUID (its first 16 bytes) in its registry spelling.
 pub fn format_guid(bytes: &[u8]) -> String {
-    let d1 = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    let d2 = u16::from_le_bytes([bytes[4], bytes[5]]);
-    let d3 = u16::from_le_bytes([bytes[6], bytes[7]]);
-    let tail: String = bytes[8..16].iter().map(|b| format!("{b:02X}")).collect();
-    format!("{d1:08X}-{d2:04X}-{d3:04X}-{}-{}", &tail[..4], &tail[4..])
+    let Ok((guid, _)) = Guid::ref_from_prefix(bytes) else {
+        return String::new();
+    };
+    let tail: String = guid.data4.iter().map(|b| format!("{b:02X}")).collect();
+    format!(
+        "{:08X}-{:04X}-{:04X}-{}-{}",
+        guid.data1.get(),
+        guid.data2.get(),
+        guid.data3.get(),
+        &tail[..4],
+        &tail[4..]
+    )
 }
 
 #[cfg(test)]

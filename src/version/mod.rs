@@ -14,7 +14,7 @@ use pelite::resources::{FindError, Name};
 use pelite::Wrap;
 use serde::{Serialize, Serializer};
 
-pub use version_info::{parse_version_info, VersionResource};
+pub use version_info::{parse_version_info, ResourceProblem, VersionResource};
 
 /// A four-part binary version from `VS_FIXEDFILEINFO`. Ordering is numeric, part by part,
 /// major first.
@@ -111,12 +111,12 @@ impl PeVersion {
     pub fn unversioned_reason(&self) -> Option<String> {
         match &self.resource {
             None => Some("no version resource".into()),
-            Some(resource) if resource.file_version.is_none() => Some(
-                resource
-                    .problem
-                    .clone()
-                    .unwrap_or_else(|| "the version resource has no VS_FIXEDFILEINFO".into()),
-            ),
+            Some(resource) if resource.file_version.is_none() => {
+                Some(resource.problem.as_ref().map_or_else(
+                    || "the version resource has no VS_FIXEDFILEINFO".into(),
+                    ToString::to_string,
+                ))
+            }
             Some(_) => None,
         }
     }

@@ -6,11 +6,14 @@
 //! length zero ends the walk, and depth is bounded: no input can make this loop, panic or read
 //! outside the resource.
 
+use zerocopy::little_endian::{U16, U32};
+use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
+
 use super::FileVersion;
 
 const FIXED_SIGNATURE: u32 = 0xFEEF_04BD;
-const FIXED_SIZE: usize = 52;
-const HEADER: usize = 6;
+const FIXED_SIZE: usize = size_of::<FixedFileInfo>();
+const HEADER: usize = size_of::<BlockHeader>();
 /// VS_VERSIONINFO > StringFileInfo > StringTable > String is depth 3.
 const MAX_DEPTH: usize = 4;
 /// More children than any real resource has; a bound on the work a crafted one can cause.
@@ -28,8 +31,54 @@ pub struct VersionResource {
     /// The string table the strings came from (`040904B0`).
     pub string_table: Option<String>,
     /// What was wrong with the resource, when something was.
-    pub problem: Option<String>,
+    pub problem: Option<ResourceProblem>,
 }
+
+/// What is wrong with a version resource.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResourceProblem {
+    #[error("the VS_VERSIONINFO header is truncated ({len} bytes)")]
+    HeaderTruncated { len: usize },
+    #[error("the VS_VERSIONINFO block has length {length}, less than its own header")]
+    ShortRoot { length: u16 },
+    #[error("the root block is named {key:?}, not VS_VERSION_INFO")]
+    RootName { key: String },
+    #[error("VS_FIXEDFILEINFO is {len} bytes, not {FIXED_SIZE}")]
+    FixedInfoSize { len: usize },
+    #[error("VS_FIXEDFILEINFO signature is {signature:#010x}, not {FIXED_SIGNATURE:#010x}")]
+    FixedInfoSignature { signature: u32 },
+}
+
+/// The header of every block: `wLength, wValueLength, wType`.
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct BlockHeader {
+    length: U16,
+    value_length: U16,
+    /// 1: the value is text (its length counts WCHARs); 0: binary (bytes).
+    kind: U16,
+}
+
+/// `VS_FIXEDFILEINFO`, the root block's value.
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct FixedFileInfo {
+    signature: U32,
+    struct_version: U32,
+    file_version_ms: U32,
+    file_version_ls: U32,
+    product_version_ms: U32,
+    product_version_ls: U32,
+    file_flags_mask: U32,
+    file_flags: U32,
+    file_os: U32,
+    file_type: U32,
+    file_subtype: U32,
+    file_date_ms: U32,
+    file_date_ls: U32,
+}
+
+const _: () = assert!(FIXED_SIZE == 52 && HEADER == 6);
 
 struct Block<'a> {
     /// The key's UTF-16LE bytes, without its NUL (compared in place: a version read looks at
@@ -58,24 +107,18 @@ impl Block<'_> {
 pub fn parse_version_info(data: &[u8]) -> VersionResource {
     let mut resource = VersionResource::default();
     let Some(root) = block_at(data, 0, data.len()) else {
-        resource.problem = Some(if data.len() < HEADER {
-            format!(
-                "the VS_VERSIONINFO header is truncated ({} bytes)",
-                data.len()
-            )
-        } else {
-            format!(
-                "the VS_VERSIONINFO block has length {}, less than its own header",
-                read_u16(data, 0)
-            )
+        resource.problem = Some(match BlockHeader::ref_from_prefix(data) {
+            Err(_) => ResourceProblem::HeaderTruncated { len: data.len() },
+            Ok((header, _)) => ResourceProblem::ShortRoot {
+                length: header.length.get(),
+            },
         });
         return resource;
     };
     if !root.key_is("VS_VERSION_INFO") {
-        resource.problem = Some(format!(
-            "the root block is named {:?}, not VS_VERSION_INFO",
-            root.key_text()
-        ));
+        resource.problem = Some(ResourceProblem::RootName {
+            key: root.key_text(),
+        });
         return resource;
     }
     match fixed_file_info(root.value) {
@@ -114,29 +157,24 @@ pub fn parse_version_info(data: &[u8]) -> VersionResource {
     resource
 }
 
-fn fixed_file_info(value: &[u8]) -> Result<Option<(FileVersion, FileVersion)>, String> {
+fn fixed_file_info(value: &[u8]) -> Result<Option<(FileVersion, FileVersion)>, ResourceProblem> {
     if value.is_empty() {
         return Ok(None);
     }
-    if value.len() < FIXED_SIZE {
-        return Err(format!(
-            "VS_FIXEDFILEINFO is {} bytes, not {FIXED_SIZE}",
-            value.len()
-        ));
-    }
-    let dword = |index: usize| {
-        let at = index * 4;
-        u32::from_le_bytes([value[at], value[at + 1], value[at + 2], value[at + 3]])
+    let Ok((fixed, _)) = FixedFileInfo::ref_from_prefix(value) else {
+        return Err(ResourceProblem::FixedInfoSize { len: value.len() });
     };
-    if dword(0) != FIXED_SIGNATURE {
-        return Err(format!(
-            "VS_FIXEDFILEINFO signature is {:#010x}, not {FIXED_SIGNATURE:#010x}",
-            dword(0)
-        ));
+    if fixed.signature.get() != FIXED_SIGNATURE {
+        return Err(ResourceProblem::FixedInfoSignature {
+            signature: fixed.signature.get(),
+        });
     }
     Ok(Some((
-        FileVersion::from_ms_ls(dword(2), dword(3)),
-        FileVersion::from_ms_ls(dword(4), dword(5)),
+        FileVersion::from_ms_ls(fixed.file_version_ms.get(), fixed.file_version_ls.get()),
+        FileVersion::from_ms_ls(
+            fixed.product_version_ms.get(),
+            fixed.product_version_ls.get(),
+        ),
     )))
 }
 
@@ -170,13 +208,14 @@ fn block_at(data: &[u8], offset: usize, limit: usize) -> Option<Block<'_>> {
     if offset.checked_add(HEADER)? > limit {
         return None;
     }
-    let length = read_u16(data, offset) as usize;
+    let (header, _) = BlockHeader::ref_from_prefix(&data[offset..]).ok()?;
+    let length = usize::from(header.length.get());
     if length < HEADER {
         return None;
     }
     let end = (offset + length).min(limit);
-    let value_length = read_u16(data, offset + 2) as usize;
-    let value_is_text = read_u16(data, offset + 4) == 1;
+    let value_length = usize::from(header.value_length.get());
+    let value_is_text = header.kind.get() == 1;
 
     let key_start = offset + HEADER;
     let mut cursor = key_start;
@@ -337,7 +376,20 @@ pub(crate) mod tests {
         data[sig_at] ^= 0xff;
         let parsed = parse_version_info(&data);
         assert_eq!(parsed.file_version, None);
-        assert!(parsed.problem.unwrap().contains("signature"));
+        let problem = parsed.problem.unwrap();
+        assert_eq!(
+            problem,
+            ResourceProblem::FixedInfoSignature {
+                signature: FIXED_SIGNATURE ^ 0xff
+            }
+        );
+        assert_eq!(
+            problem.to_string(),
+            format!(
+                "VS_FIXEDFILEINFO signature is {:#010x}, not 0xfeef04bd",
+                FIXED_SIGNATURE ^ 0xff
+            )
+        );
         assert_eq!(
             parsed.file_version_string.as_deref(),
             Some("1.9.9.9 (winmain)")
