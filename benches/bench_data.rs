@@ -9,13 +9,11 @@
 //!
 //! Run: `cargo bench --bench bench_data -- OUT_DIR` (built in release, not timed).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use nextboot::hive::{ControlSetChoice, SystemHive};
 use nextboot::queue::decode_registry;
+use nextboot_regf_writer::system;
 
 const FIXTURES: [&str; 6] = [
     "file_v5.dll",
@@ -126,9 +124,9 @@ fn ops_volume(root: &Path, n: usize, fixtures: &[Vec<u8>]) {
     let deletes = (0..n).step_by(2).map(|i| (drive(i), String::new()));
     let pairs: Vec<(String, String)> = renames.chain(deletes).collect();
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(s, d)| (&**s, &**d)).collect();
-    let value = support::movefile_value(&pairs);
-    let mut hive = support::SystemHiveSpec::new(1);
-    hive.pending_raw(1, support::PFRO, &value);
+    let value = system::movefile_value(&pairs);
+    let mut hive = system::SystemHiveSpec::new(1);
+    hive.pending_raw(1, system::PFRO, &value);
     std::fs::write(config.join("SYSTEM"), hive.bytes()).unwrap();
     eprintln!(
         "{}: {n} operations, {n} files in {dirs} folders, value {} bytes",

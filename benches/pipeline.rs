@@ -1,9 +1,6 @@
 //! Criterion benchmarks of each stage on generated inputs. The full comparison against other
 //! tools is `benches/compare.sh` (issue 6).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::hint::black_box;
 use std::path::Path;
 
@@ -17,6 +14,7 @@ use nextboot::hive::{RawValue, SystemHive};
 use nextboot::queue::decode_registry;
 use nextboot::report::{self, Format, Style};
 use nextboot::volume::{DirVolume, Volumes};
+use nextboot_regf_writer::system;
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 
@@ -30,12 +28,12 @@ fn queue_value(operations: usize) -> Vec<u8> {
         })
         .collect();
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(s, d)| (&**s, &**d)).collect();
-    support::movefile_value(&pairs)
+    system::movefile_value(&pairs)
 }
 
 fn hive_with_queue(operations: usize) -> Vec<u8> {
-    let mut hive = support::SystemHiveSpec::new(1);
-    hive.pending_raw(1, support::PFRO, &queue_value(operations));
+    let mut hive = system::SystemHiveSpec::new(1);
+    hive.pending_raw(1, system::PFRO, &queue_value(operations));
     hive.bytes()
 }
 

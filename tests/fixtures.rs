@@ -86,7 +86,7 @@ fn demo_volume_is_what_its_generator_writes() {
         std::fs::read_to_string(root.join(DEMO_LOG.0)).unwrap(),
         DEMO_LOG.1
     );
-    hive.verify_with_hivex(&hive_path);
+    support::verify_with_hivex(&hive, &hive_path);
 }
 
 #[test]
@@ -147,7 +147,7 @@ fn odd_and_big_values_read_back_exactly_with_hivexregedit() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("SYSTEM");
     std::fs::write(&path, hive.bytes()).unwrap();
-    hive.verify_with_hivex(&path);
+    support::verify_with_hivex(&hive, &path);
 
     let output = match Command::new("hivexregedit")
         .args([OsStr::new("--export"), path.as_os_str(), OsStr::new("\\")])

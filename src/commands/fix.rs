@@ -156,7 +156,7 @@ pub fn run(
 ) -> Result<FixPlan, FixError> {
     let output = OutputFile::new(out, &options.evidence())?;
     let plan = plan(options)?;
-    if plan.after.hive_incomplete() && !allow_dirty {
+    if plan.after.hive_unaccepted(allow_dirty) {
         return Err(FixError::Dirty);
     }
     if let Some(first) = plan.after.not_examined.first() {

@@ -398,9 +398,11 @@ pub mod exit {
 }
 
 impl Report {
-    /// See [`HiveSection::incomplete`].
-    pub fn hive_incomplete(&self) -> bool {
-        self.hive.incomplete
+    /// The hive as read may miss writes ([`HiveSection::incomplete`]) and the user did not
+    /// accept that (`--allow-dirty`): then no answer from it passes, and nothing is written
+    /// from it.
+    pub fn hive_unaccepted(&self, allow_dirty: bool) -> bool {
+        self.hive.incomplete && !allow_dirty
     }
 
     /// Why the exit status is 2 although the report was written, if it is.
@@ -416,7 +418,7 @@ impl Report {
             ));
         }
         let hive = &self.hive;
-        if hive.incomplete && !allow_dirty {
+        if self.hive_unaccepted(allow_dirty) {
             let has = |code: &str| self.findings.iter().any(|f| f.code == code);
             let why = if has("logs-ignored") {
                 "--no-logs was given, so its transaction logs were not applied"
@@ -437,7 +439,7 @@ impl Report {
 
     /// The exit status for this report.
     pub fn exit_status(&self, fail_on: &FailOn, allow_dirty: bool) -> u8 {
-        if !self.not_examined.is_empty() || (self.hive.incomplete && !allow_dirty) {
+        if !self.not_examined.is_empty() || self.hive_unaccepted(allow_dirty) {
             return exit::NOT_EXAMINED;
         }
         let failing = match fail_on {

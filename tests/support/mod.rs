@@ -14,10 +14,8 @@ pub use nextboot_regf_writer::{regf, regf_log};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use regf::{HiveWriter, REG_DWORD, REG_MULTI_SZ};
-
-pub const PFRO: &str = "PendingFileRenameOperations";
-pub const PFRO2: &str = "PendingFileRenameOperations2";
+#[allow(unused_imports)]
+pub use nextboot_regf_writer::system::{movefile_value, utf16, SystemHiveSpec, PFRO, PFRO2};
 
 /// The repository's `testdata` folder.
 pub fn testdata() -> PathBuf {
@@ -40,125 +38,44 @@ pub fn skip(test: &str, why: &str) {
     eprintln!("SKIPPED {test}: {why}");
 }
 
-/// Encodes a queue as MoveFileEx writes it: `source\0` then `destination\0` (with `!` for
-/// replace) or an empty string for a delete, then one more NUL.
-pub fn movefile_value(pairs: &[(&str, &str)]) -> Vec<u8> {
-    let mut text = String::new();
-    for (source, destination) in pairs {
-        text.push_str(source);
-        text.push('\0');
-        text.push_str(destination);
-        text.push('\0');
-    }
-    text.push('\0');
-    utf16(&text)
-}
-
-pub fn utf16(text: &str) -> Vec<u8> {
-    text.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
-}
-
-/// A SYSTEM hive with `Select` and control sets.
-pub struct SystemHiveSpec {
-    pub writer: HiveWriter,
-    /// Pending values set so far, to check them against hivex after writing.
-    pending: Vec<(u32, String, Vec<u8>)>,
-}
-
-impl SystemHiveSpec {
-    /// Select Current/Default/LastKnownGood = `set`, one control set `set` with a Session
-    /// Manager key.
-    pub fn new(set: u32) -> SystemHiveSpec {
-        let mut spec = SystemHiveSpec {
-            writer: HiveWriter::new("ROOT"),
-            pending: Vec::new(),
+/// Reads every pending value of a written hive back with Debian's `hivexget` and checks
+/// that it holds the bytes written. Required in CI; skipped with a message elsewhere when
+/// hivexget is missing.
+pub fn verify_with_hivex(spec: &SystemHiveSpec, hive: &Path) {
+    for (set, name, bytes) in spec.pending_values() {
+        let Some(expected) = well_formed_strings(bytes) else {
+            continue; // hivexget cannot print these; hivexregedit checks them in fixtures.rs
         };
-        spec.select(set, set, set);
-        spec.control_set(set);
-        spec
-    }
-
-    pub fn select(&mut self, current: u32, default: u32, last_known_good: u32) -> &mut Self {
-        for (name, value) in [
-            ("Current", current),
-            ("Default", default),
-            ("LastKnownGood", last_known_good),
-            ("Failed", 0),
-        ] {
-            self.writer
-                .value("Select", name, REG_DWORD, &value.to_le_bytes());
-        }
-        self
-    }
-
-    pub fn control_set(&mut self, set: u32) -> &mut Self {
-        self.writer.key(&session_manager(set));
-        self.writer.value(
-            &format!("ControlSet{set:03}\\Control"),
-            "SystemBootDevice",
-            regf::REG_SZ,
-            &regf::utf16z("multi(0)disk(0)rdisk(0)partition(2)"),
+        let output = match Command::new("hivexget")
+            .arg(hive)
+            .arg(format!("ControlSet{set:03}\\Control\\Session Manager"))
+            .arg(name)
+            .output()
+        {
+            Ok(output) => output,
+            Err(err) => {
+                assert!(std::env::var_os("CI").is_none(), "hivexget: {err}");
+                skip("hivexget read-back", "hivexget is not installed");
+                return;
+            }
+        };
+        assert!(
+            output.status.success(),
+            "hivexget failed on {}",
+            hive.display()
         );
-        self
-    }
-
-    /// Sets a pending value of a control set to raw bytes.
-    pub fn pending_raw(&mut self, set: u32, name: &str, bytes: &[u8]) -> &mut Self {
-        self.writer
-            .value(&session_manager(set), name, REG_MULTI_SZ, bytes);
-        self.pending.retain(|(s, n, _)| !(*s == set && n == name));
-        self.pending.push((set, name.to_string(), bytes.to_vec()));
-        self
-    }
-
-    /// Sets `PendingFileRenameOperations` of a control set as MoveFileEx would.
-    pub fn pending(&mut self, set: u32, pairs: &[(&str, &str)]) -> &mut Self {
-        self.pending_raw(set, PFRO, &movefile_value(pairs))
-    }
-
-    pub fn bytes(&self) -> Vec<u8> {
-        self.writer.to_bytes()
-    }
-
-    /// Reads every pending value of a written hive back with Debian's `hivexget` and checks
-    /// that it holds the bytes written. Required in CI; skipped with a message elsewhere when
-    /// hivexget is missing.
-    pub fn verify_with_hivex(&self, hive: &Path) {
-        for (set, name, bytes) in &self.pending {
-            let Some(expected) = well_formed_strings(bytes) else {
-                continue; // hivexget cannot print these; hivexregedit checks them in fixtures.rs
-            };
-            let output = match Command::new("hivexget")
-                .arg(hive)
-                .arg(session_manager(*set))
-                .arg(name)
-                .output()
-            {
-                Ok(output) => output,
-                Err(err) => {
-                    assert!(std::env::var_os("CI").is_none(), "hivexget: {err}");
-                    skip("hivexget read-back", "hivexget is not installed");
-                    return;
-                }
-            };
-            assert!(
-                output.status.success(),
-                "hivexget failed on {}",
-                hive.display()
-            );
-            let text = String::from_utf8(output.stdout).expect("UTF-8 from hivexget");
-            // hivexget prints one line per NUL-terminated string, the list terminator as one
-            // more empty string.
-            let printed: Vec<&str> = text
-                .strip_suffix('\n')
-                .unwrap_or(&text)
-                .split('\n')
-                .collect();
-            assert_eq!(
-                printed, expected,
-                "hivexget reads {name} of ControlSet{set:03} differently"
-            );
-        }
+        let text = String::from_utf8(output.stdout).expect("UTF-8 from hivexget");
+        // hivexget prints one line per NUL-terminated string, the list terminator as one
+        // more empty string.
+        let printed: Vec<&str> = text
+            .strip_suffix('\n')
+            .unwrap_or(&text)
+            .split('\n')
+            .collect();
+        assert_eq!(
+            printed, expected,
+            "hivexget reads {name} of ControlSet{set:03} differently"
+        );
     }
 }
 
@@ -176,10 +93,6 @@ fn well_formed_strings(bytes: &[u8]) -> Option<Vec<String>> {
     }
     let text = String::from_utf16(&units[..units.len() - 1]).ok()?;
     Some(text.split('\0').map(str::to_string).collect())
-}
-
-fn session_manager(set: u32) -> String {
-    format!("ControlSet{set:03}\\Control\\Session Manager")
 }
 
 /// A temporary system volume.
@@ -234,7 +147,7 @@ impl Scenario {
             Some(bytes) => std::fs::write(&path, bytes).expect("write hive"),
             None => {
                 std::fs::write(&path, self.hive.bytes()).expect("write hive");
-                self.hive.verify_with_hivex(&path);
+                verify_with_hivex(&self.hive, &path);
             }
         }
         path
