@@ -369,16 +369,19 @@ struct Change {
 /// did; it needs only what exists where), then the version resources of every file involved
 /// (in parallel: each file once), then the verdicts.
 pub fn replay(queues: &[&[Operation]], volumes: &Volumes, options: ReplayOptions) -> Replay {
-    let operations: Vec<&Operation> = queues.iter().flat_map(|queue| queue.iter()).collect();
+    // The queues in boot order, one after the other (no list of them is kept: a queue can
+    // hold 100,000 operations).
+    let operations = || queues.iter().flat_map(|queue| queue.iter());
+    let count: usize = queues.iter().map(|queue| queue.len()).sum();
     // Sized once for a path per operation (renames name two, deletes often one already named).
     let mut view = View {
         volumes,
         contents: Vec::new(),
-        paths: FxHashMap::with_capacity_and_hasher(operations.len(), Default::default()),
+        paths: FxHashMap::with_capacity_and_hasher(count, Default::default()),
         directory_moved: false,
     };
-    let mut noted: Vec<Noted> = Vec::with_capacity(operations.len());
-    let mut superseded_by: Vec<Option<u32>> = vec![None; operations.len()];
+    let mut noted: Vec<Noted> = Vec::with_capacity(count);
+    let mut superseded_by: Vec<Option<u32>> = vec![None; count];
     // Per destination: contents this boot put there that a later rename overwrote.
     let mut overwritten: FxHashMap<PathKey, Vec<ContentId>> = FxHashMap::default();
     let mut changes: Vec<Change> = Vec::new();
@@ -389,15 +392,15 @@ pub fn replay(queues: &[&[Operation]], volumes: &Volumes, options: ReplayOptions
         let resolved = volumes.resolve(path)?;
         Ok((resolved.key, resolved.entry))
     };
-    let located: Vec<_> = operations
-        .par_iter()
-        .map(|op| {
+    let mut located = Vec::with_capacity(count);
+    for queue in queues {
+        located.par_extend(queue.par_iter().map(|op| {
             let destination = op.destination.as_ref().map(|d| locate(d.path()));
             (locate(op.source.path()), destination)
-        })
-        .collect();
+        }));
+    }
 
-    for ((index, operation), paths) in operations.iter().enumerate().zip(located) {
+    for ((index, operation), paths) in operations().enumerate().zip(located) {
         let mut files = Involved::default();
         let outcome = replay_one(
             &mut view,
@@ -487,7 +490,7 @@ pub fn replay(queues: &[&[Operation]], volumes: &Volumes, options: ReplayOptions
     }
     let facts_of = |id: Option<ContentId>| id.and_then(|id| facts[id as usize].clone());
 
-    let mut outcomes = Vec::with_capacity(operations.len());
+    let mut outcomes = Vec::with_capacity(count);
     for (index, note) in noted.into_iter().enumerate() {
         let source_file = facts_of(note.files.source);
         let target_file = facts_of(note.files.target);

@@ -27,8 +27,10 @@ pub enum QueueSource {
 pub enum Origin {
     /// A pair of strings of a pending value.
     Registry {
-        /// The registry value the operation's source string is in.
-        value: Arc<str>,
+        /// The registry value the operation's source string is in, as stored. One allocation
+        /// per value, shared by its operations; a thin pointer, so that an operation (100,000
+        /// in a large queue) stays as small as it was before it had an origin.
+        value: Arc<String>,
         /// Index of the source string within that value (0-based, empty strings counted).
         string_index: u32,
     },
@@ -128,7 +130,7 @@ pub fn decode_registry(values: &[RawValue]) -> Queue {
     // Sized once: every two strings are an operation, a final odd one too.
     let strings: usize = values.iter().map(|v| multi_sz::max_strings(&v.bytes)).sum();
     let mut operations = Vec::with_capacity(strings.div_ceil(2));
-    let mut pending_source: Option<(Arc<str>, u32, multi_sz::WideString)> = None;
+    let mut pending_source: Option<(Arc<String>, u32, multi_sz::WideString)> = None;
     for value in values {
         if value.data_type != 7 {
             findings.push(Finding::warning(
@@ -146,7 +148,7 @@ pub fn decode_registry(values: &[RawValue]) -> Queue {
                 format!("{} is present but holds no data", value.name),
             ));
         }
-        let name: Arc<str> = value.name.as_str().into();
+        let name = Arc::new(value.name.clone());
         let mut string_index = 0u32;
         let layout = multi_sz::for_each(&value.bytes, |string| {
             // Pairs through one slot shared by both values, as smss pairs them.
@@ -201,8 +203,8 @@ pub fn decode_registry(values: &[RawValue]) -> Queue {
 /// One operation from its source string and, unless the queue ended, its destination string.
 fn operation(
     index: usize,
-    (value, string_index, source): (Arc<str>, u32, multi_sz::WideString),
-    destination: Option<(Arc<str>, multi_sz::WideString)>,
+    (value, string_index, source): (Arc<String>, u32, multi_sz::WideString),
+    destination: Option<(Arc<String>, multi_sz::WideString)>,
 ) -> Operation {
     let mut notes = Vec::new();
     if source.unterminated {
