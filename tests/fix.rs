@@ -9,7 +9,7 @@ use std::ffi::OsStr;
 use std::process::Command;
 
 use serde_json::Value;
-use support::{verdicts, Scenario};
+use support::{reg_text, verdicts, Scenario};
 
 const LOAD_KEY: &str = "HKEY_LOCAL_MACHINE\\NB_SYSTEM";
 
@@ -33,16 +33,6 @@ fn fix(s: &Scenario, extra: &[&str]) -> (i32, Vec<u8>, String) {
     let bytes = std::fs::read(&out).unwrap_or_default();
     assert!(status != 0 || !bytes.is_empty(), "{stderr}");
     (status, bytes, stdout)
-}
-
-/// regedit's UTF-16LE with BOM and CRLF, as hivexregedit wants it: UTF-8 with LF.
-fn reg_text(bytes: &[u8]) -> String {
-    assert_eq!(&bytes[..2], &[0xff, 0xfe], "UTF-16LE with a BOM");
-    let units: Vec<u16> = bytes[2..]
-        .chunks_exact(2)
-        .map(|p| u16::from_le_bytes([p[0], p[1]]))
-        .collect();
-    String::from_utf16(&units).unwrap()
 }
 
 /// Applies the .reg to the scenario's hive with hivexregedit; false when the tool is missing
@@ -257,11 +247,7 @@ fn five_hundred_operations_round_trip() {
         ));
     }
     assert_eq!(pairs.len(), 500);
-    let refs: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    s.hive.pending(1, &refs);
+    s.hive.pending_owned(1, &pairs);
     let (_, before) = s.check(&[]);
     let bad = |report: &Value| {
         verdicts(report)

@@ -132,12 +132,11 @@ fn odd_and_big_values_read_back_exactly_with_hivexregedit() {
             )
         })
         .collect();
-    let pairs: Vec<(&str, &str)> = big.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    hive.pending(1, &pairs);
+    hive.pending_owned(1, &big);
     let mut odd = support::utf16("\\??\\C:\\a\0\\??\\C:\\b\0\0");
     odd.push(0x41);
     hive.pending_raw(1, support::PFRO2, &odd);
-    let value = support::movefile_value(&pairs);
+    let value = support::movefile_value(&big);
     assert!(
         value.len() > 16_344,
         "exercise big data ({} bytes)",

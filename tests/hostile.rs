@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 
 use nextboot::text::is_unsafe;
 use serde_json::Value;
-use support::Scenario;
+use support::{reg_text, Scenario};
 
 const SYS32: &str = "\\??\\C:\\Windows\\System32";
 
@@ -84,11 +84,7 @@ fn hostile_scenario() -> (Scenario, Vec<(String, String)>) {
         // And one that cannot be resolved, whose reason quotes the string.
         pairs.push((format!("\\??\\Q:\\{attack}"), String::new()));
     }
-    let refs: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    s.hive.pending(1, &refs);
+    s.hive.pending_owned(1, &pairs);
     // Strings with LF cannot be read back through hivexget's line output: write the hive
     // without that check (the JSON report below reads every string back instead).
     let bytes = s.hive.bytes();
@@ -106,16 +102,6 @@ fn kb815062() -> Scenario {
         &[(&sys32("SET1.tmp"), &format!("!{}", sys32("File.dll")))],
     );
     s
-}
-
-/// A `.reg` as text (UTF-16LE after its BOM).
-fn reg_text(bytes: &[u8]) -> String {
-    assert_eq!(&bytes[..2], &[0xff, 0xfe], "UTF-16LE with a BOM");
-    let units: Vec<u16> = bytes[2..]
-        .chunks_exact(2)
-        .map(|p| u16::from_le_bytes([p[0], p[1]]))
-        .collect();
-    String::from_utf16(&units).unwrap()
 }
 
 #[cfg(unix)]
@@ -262,11 +248,7 @@ fn formula_queue_strings_are_neutralised_in_csv() {
         .iter()
         .map(|f| (f.to_string(), String::new()))
         .collect();
-    let refs: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    s.hive.pending(1, &refs);
+    s.hive.pending_owned(1, &pairs);
     let bytes = s.hive.bytes();
     s.replace_hive(bytes);
     s.write_hive();

@@ -887,11 +887,7 @@ fn malformed_pe_files_staged_for_the_next_boot() {
             format!("!\\??\\C:\\Windows\\System32\\target{i:02}.dll"),
         ));
     }
-    let refs: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    s.hive.pending(1, &refs);
+    s.hive.pending_owned(1, &pairs);
     for format in ["json", "table"] {
         let start = Instant::now();
         let (status, report) = s.check(&["--hash", "all"]);

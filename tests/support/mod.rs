@@ -95,6 +95,16 @@ fn well_formed_strings(bytes: &[u8]) -> Option<Vec<String>> {
     Some(text.split('\0').map(str::to_string).collect())
 }
 
+/// A `.reg` file as text: regedit's UTF-16LE after its BOM (as hivexregedit wants it, UTF-8).
+pub fn reg_text(bytes: &[u8]) -> String {
+    assert_eq!(&bytes[..2], &[0xff, 0xfe], "UTF-16LE with a BOM");
+    let units: Vec<u16> = bytes[2..]
+        .chunks_exact(2)
+        .map(|p| u16::from_le_bytes([p[0], p[1]]))
+        .collect();
+    String::from_utf16(&units).unwrap()
+}
+
 /// A temporary system volume.
 pub struct Scenario {
     dir: tempfile::TempDir,

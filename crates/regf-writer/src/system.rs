@@ -8,12 +8,12 @@ pub const PFRO2: &str = "PendingFileRenameOperations2";
 
 /// Encodes a queue as MoveFileEx writes it: `source\0` then `destination\0` (with `!` for
 /// replace) or an empty string for a delete, then one more NUL.
-pub fn movefile_value(pairs: &[(&str, &str)]) -> Vec<u8> {
+pub fn movefile_value<S: AsRef<str>, D: AsRef<str>>(pairs: &[(S, D)]) -> Vec<u8> {
     let mut text = String::new();
     for (source, destination) in pairs {
-        text.push_str(source);
+        text.push_str(source.as_ref());
         text.push('\0');
-        text.push_str(destination);
+        text.push_str(destination.as_ref());
         text.push('\0');
     }
     text.push('\0');
@@ -79,6 +79,11 @@ impl SystemHiveSpec {
 
     /// Sets `PendingFileRenameOperations` of a control set as MoveFileEx would.
     pub fn pending(&mut self, set: u32, pairs: &[(&str, &str)]) -> &mut Self {
+        self.pending_raw(set, PFRO, &movefile_value(pairs))
+    }
+
+    /// [`SystemHiveSpec::pending`] for pairs built at run time.
+    pub fn pending_owned(&mut self, set: u32, pairs: &[(String, String)]) -> &mut Self {
         self.pending_raw(set, PFRO, &movefile_value(pairs))
     }
 
