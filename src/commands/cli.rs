@@ -275,7 +275,7 @@ fn run_fix(args: FixArgs) -> u8 {
     match super::fix::run(&options, &args.load_key, &args.out, args.inputs.allow_dirty) {
         Ok(plan) => {
             let shown = args.out.display().to_string();
-            if print(|out| super::fix::write_summary(&plan, &shown, out)) {
+            if print(|out| report::write_fix_summary(&plan, &shown, out)) {
                 exit::CLEAN
             } else {
                 exit::NOT_EXAMINED

@@ -10,11 +10,9 @@
 //! keeps its place and its bytes.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use miette::Diagnostic;
-use serde::Serialize;
 use thiserror::Error;
 
 use super::check::{CheckError, CheckOptions, Inspection};
@@ -22,31 +20,8 @@ use crate::boot::{self, ReplayOptions, Verdict};
 use crate::hive::RawValue;
 use crate::output::{OutputError, OutputFile};
 use crate::queue::{multi_sz, Action, Operation};
-use crate::report::Report;
+pub use crate::report::{FixPlan, Removed};
 use crate::text::shown;
-
-/// One operation the fix removes.
-#[derive(Clone, Debug, Serialize)]
-pub struct Removed {
-    pub index: usize,
-    pub verdict: Verdict,
-    pub source: String,
-    pub destination: Option<String>,
-    pub reason: String,
-}
-
-/// The rewritten values and why.
-#[derive(Clone, Debug)]
-pub struct FixPlan {
-    pub control_set: u32,
-    /// Every pending value of that control set, rewritten (names as stored).
-    pub values: Vec<RawValue>,
-    pub removed: Vec<Removed>,
-    /// Replays it took until no operation downgraded or was overridden.
-    pub rounds: usize,
-    /// The report of the queue as the fix leaves it.
-    pub after: Report,
-}
 
 #[derive(Debug, Error, Diagnostic)]
 pub enum FixError {
@@ -282,42 +257,6 @@ pub fn reg_bytes(plan: &FixPlan, load_key: &LoadKey) -> Vec<u8> {
     bytes
 }
 
-/// What `fix` prints once the `.reg` is written: every evidence string escaped.
-pub fn write_summary(plan: &FixPlan, out: &str, w: &mut dyn Write) -> std::io::Result<()> {
-    let plural = |n: usize| if n == 1 { "" } else { "s" };
-    writeln!(
-        w,
-        "wrote {}: ControlSet{:03}, {} operation{} removed ({} replay{})",
-        shown(out),
-        plan.control_set,
-        plan.removed.len(),
-        plural(plan.removed.len()),
-        plan.rounds,
-        plural(plan.rounds)
-    )?;
-    for removed in &plan.removed {
-        writeln!(w, "  {}", removed_line(removed))?;
-    }
-    let after = &plan.after.summary;
-    writeln!(
-        w,
-        "after the fix: {} downgrade, {} overridden",
-        after.count(Verdict::Downgrade),
-        after.count(Verdict::Overridden)
-    )
-}
-
-/// `#3 downgrade: SOURCE -> DESTINATION`, escaped: one line whatever the queue strings hold.
-fn removed_line(removed: &Removed) -> String {
-    format!(
-        "#{} {}: {} -> {}",
-        removed.index,
-        removed.verdict,
-        shown(&removed.source),
-        shown(removed.destination.as_deref().unwrap_or(""))
-    )
-}
-
 /// The `.reg` text. Evidence appears only in comment lines, escaped with [`shown`], so no
 /// queue string can end a comment and start a directive.
 fn reg_text(plan: &FixPlan, load_key: &LoadKey) -> String {
@@ -347,7 +286,7 @@ fn reg_text(plan: &FixPlan, load_key: &LoadKey) -> String {
             plan.removed.len()
         ));
         for removed in &plan.removed {
-            lines.push(format!(";   {}", removed_line(removed)));
+            lines.push(format!(";   {}", removed.line()));
             lines.push(format!(";      {}", shown(&removed.reason)));
         }
     }

@@ -1,33 +1,13 @@
 //! `recover`: write a dirty hive with its transaction logs applied, for other tools.
 
-use std::io::Write;
 use std::path::Path;
 
 use miette::Diagnostic;
 use thiserror::Error;
 
-use crate::finding::{Finding, Severity};
 use crate::hive::{self, HiveError, LogChoice};
 use crate::output::{Evidence, OutputError, OutputFile};
-use crate::text::shown;
-
-/// What `recover` did.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Recovered {
-    pub hive: String,
-    pub out: String,
-    /// The hive was dirty on disk.
-    pub was_dirty: bool,
-    /// Log entries were applied (otherwise the output is the primary unchanged).
-    pub logs_applied: Vec<String>,
-    pub sequence_before: [u32; 2],
-    pub sequence_after: [u32; 2],
-    pub sha256: String,
-    /// A log could not be read or was rejected for what it holds: the recovered hive may
-    /// miss writes.
-    pub incomplete: bool,
-    pub findings: Vec<Finding>,
-}
+pub use crate::report::Recovered;
 
 #[derive(Debug, Error, Diagnostic)]
 pub enum RecoverError {
@@ -101,44 +81,4 @@ pub fn recover(hive_path: &Path, logs: &LogChoice, out: &Path) -> Result<Recover
         incomplete: loaded.is_incomplete(),
         findings: loaded.findings,
     })
-}
-
-impl Recovered {
-    /// What `recover` prints: what was applied, what was written, and every finding (a log
-    /// that was rejected is a warning), evidence text escaped.
-    pub fn write_summary(&self, w: &mut dyn Write) -> std::io::Result<()> {
-        let how = if !self.was_dirty {
-            "the hive was clean; written unchanged".to_string()
-        } else {
-            let applied: Vec<String> = self
-                .logs_applied
-                .iter()
-                .map(|l| shown(l).to_string())
-                .collect();
-            format!(
-                "applied {} (sequence {}/{} -> {}/{})",
-                applied.join(", "),
-                self.sequence_before[0],
-                self.sequence_before[1],
-                self.sequence_after[0],
-                self.sequence_after[1]
-            )
-        };
-        writeln!(w, "{}: {how}", shown(&self.hive))?;
-        writeln!(w, "wrote {} (sha256 {})", shown(&self.out), self.sha256)?;
-        for finding in &self.findings {
-            let label = match finding.severity {
-                Severity::Warning => "warning",
-                Severity::Info => "note",
-            };
-            writeln!(w, "{label}: {}", shown(&finding.message))?;
-        }
-        if self.incomplete {
-            writeln!(
-                w,
-                "warning: the recovered hive may be incomplete: a transaction log beside it could not be used (see above)"
-            )?;
-        }
-        Ok(())
-    }
 }

@@ -4,6 +4,7 @@
 
 mod build;
 mod machine;
+mod summaries;
 mod table;
 pub mod terminal;
 pub mod time;
@@ -18,6 +19,9 @@ use serde::{Serialize, Serializer};
 
 pub use build::{hive_section, other_control_sets, ReportParts};
 pub use machine::{write_csv, write_json, write_jsonl, write_yaml};
+pub use summaries::{
+    write_fix_summary, FixPlan, PatternCount, Recovered, Removed, Skipped, Written,
+};
 pub use table::{write_table, Style};
 pub use verify::{
     write_verify, BaselineSection, VerifyEntry, VerifyReport, VerifyState, VerifySummary,

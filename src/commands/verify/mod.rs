@@ -22,9 +22,7 @@ pub use baseline::{
     parse_baseline_path, Baseline, BaselineEntry, BaselineInvalid, Target, BASELINE_FORMAT,
 };
 pub use patterns::Pattern;
-pub use write::{
-    baseline_yaml, scan, write_baseline, PatternCount, Scan, Skipped, WriteOptions, Written,
-};
+pub use write::{baseline_yaml, scan, write_baseline, Scan, WriteOptions};
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -36,6 +34,7 @@ use thiserror::Error;
 use crate::output::OutputError;
 pub use crate::report::VerifyState as State;
 use crate::report::{BaselineSection, Tool, VerifyEntry, VerifyReport, VerifySummary};
+pub use crate::report::{PatternCount, Skipped, Written};
 use crate::version::{read_pe_version, FileVersion};
 use crate::volume::{fold, parse_nt_path, DirVolume, EntryKind, PathKey, Volumes};
 

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -14,6 +13,7 @@ use super::{
     VerifyError, BASELINE_FORMAT,
 };
 use crate::output::{Evidence, OutputFile};
+use crate::report::{PatternCount, Skipped, Written};
 use crate::volume::{fold, DirVolume, EntryKind, Volume};
 
 /// The inputs of `verify --write-baseline`.
@@ -29,20 +29,6 @@ pub struct WriteOptions {
     pub out: PathBuf,
 }
 
-/// A file the scan matched but did not record, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Skipped {
-    pub path: String,
-    pub reason: String,
-}
-
-/// How many files one pattern matched.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PatternCount {
-    pub pattern: String,
-    pub files: usize,
-}
-
 /// What a scan of a known-good image found: baseline entries in a fixed order (by path,
 /// folded, folder by folder), what each pattern matched, and what was left out.
 #[derive(Clone, Debug)]
@@ -50,41 +36,6 @@ pub struct Scan {
     pub entries: Vec<BaselineEntry>,
     pub patterns: Vec<PatternCount>,
     pub skipped: Vec<Skipped>,
-}
-
-/// What `--write-baseline` wrote.
-#[derive(Clone, Debug, Serialize)]
-pub struct Written {
-    pub out: String,
-    pub sha256: String,
-    pub entries: usize,
-    pub patterns: Vec<PatternCount>,
-    pub skipped: Vec<Skipped>,
-}
-
-impl Written {
-    /// What `verify --write-baseline` prints, evidence text escaped.
-    pub fn write_summary(&self, w: &mut dyn io::Write) -> io::Result<()> {
-        use crate::text::shown;
-        for pattern in &self.patterns {
-            writeln!(w, "{}: {} file(s)", shown(&pattern.pattern), pattern.files)?;
-        }
-        for skipped in &self.skipped {
-            writeln!(
-                w,
-                "note: left out {}: {}",
-                shown(&skipped.path),
-                shown(&skipped.reason)
-            )?;
-        }
-        writeln!(
-            w,
-            "wrote {}: {} entries (sha256 {})",
-            shown(&self.out),
-            self.entries,
-            self.sha256
-        )
-    }
 }
 
 /// Walks ROOT for the files the patterns match (links are not followed) and reads each one
