@@ -26,8 +26,7 @@
 
 /// Marvin32 seed of log entry hashes.
 pub const LOG_HASH_SEED: u64 = 0x82EF_4D88_7A4E_55C5;
-/// Size of a primary's base block; hive bins start here.
-pub const BASE_BLOCK_SIZE: usize = 4096;
+pub use crate::regf::BASE_BLOCK_SIZE;
 /// The unit in which Windows tracks and logs dirty hive data.
 pub const PAGE_SIZE: usize = 4096;
 const LOG_BASE_BLOCK_SIZE: usize = 512;
