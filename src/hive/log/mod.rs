@@ -180,12 +180,6 @@ pub fn base_block_checksum(block: &[u8]) -> u32 {
     checksum(block.get(..CHECKSUM_OFFSET).unwrap_or(&[]))
 }
 
-/// Whether a primary file needs recovery: its sequence numbers differ or its base block
-/// checksum is wrong. `false` for anything too short to tell.
-pub fn is_dirty(primary: &[u8]) -> bool {
-    BaseBlockHeader::parse(primary).is_some_and(BaseBlockHeader::is_dirty)
-}
-
 /// Recovers `primary` with `logs` (any order; empty, foreign and damaged files allowed).
 ///
 /// A clean primary comes back unchanged and its logs unused, as Windows ignores the logs of a
