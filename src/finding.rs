@@ -10,6 +10,10 @@ pub struct Finding {
     /// Stable identifier for scripts (`hive-dirty`, `queue-value-layout`, ...).
     pub code: &'static str,
     pub message: String,
+    /// What the message says, as fields, where a stage has them as data (a damaged cell: what
+    /// was followed, its offset, sizes, the kind of cell expected). Omitted otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -25,6 +29,7 @@ impl Finding {
             severity: Severity::Info,
             code,
             message,
+            detail: None,
         }
     }
 
@@ -33,6 +38,13 @@ impl Finding {
             severity: Severity::Warning,
             code,
             message,
+            detail: None,
         }
+    }
+
+    /// The finding with its fields (see [`Finding::detail`]).
+    pub fn with_detail(mut self, detail: &impl Serialize) -> Finding {
+        self.detail = serde_json::to_value(detail).ok();
+        self
     }
 }

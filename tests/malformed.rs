@@ -961,6 +961,53 @@ fn malformed_hives_exit_2_with_a_diagnostic() {
     }
 }
 
+/// A finding about a damaged part of the hive gives the damage as fields too, so that a script
+/// need not parse the sentence: here the zeroed size field of ControlSet002's Session Manager
+/// cell, at the offset this test's own walker finds the cell.
+#[test]
+fn a_damaged_control_set_finding_carries_the_cell_as_fields() {
+    let case = hive_cases()
+        .into_iter()
+        .find(|c| c.name == "other_set_damaged.hive")
+        .unwrap();
+    let offset = key_cell(&case.bytes, "ControlSet002\\Control\\Session Manager");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("SYSTEM");
+    std::fs::write(&path, &case.bytes).unwrap();
+    let (status, stdout, stderr) = nextboot(&[
+        "check".as_ref(),
+        "--hive".as_ref(),
+        path.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    assert_eq!(status, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "control-set-damaged")
+        .expect("a control-set-damaged finding");
+    let detail = &finding["detail"];
+    assert_eq!(detail["damage"], "not-allocated", "{finding}");
+    assert_eq!(detail["offset"], offset, "{finding}");
+    assert_eq!(detail["size_field"], 0, "{finding}");
+    assert!(
+        detail["what"]
+            .as_str()
+            .unwrap()
+            .ends_with("the subkey list of ControlSet002\\Control"),
+        "{finding}"
+    );
+    // The sentence says the same, with the same offset.
+    let message = finding["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("offset {offset:#x},")),
+        "{message}"
+    );
+}
+
 /// The library on its own: every malformed hive is an error or a partial read, never a panic
 /// (the guard must not be what saves it: `ReaderFailed` would mean nt-hive panicked).
 #[test]

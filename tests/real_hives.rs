@@ -206,6 +206,12 @@ fn odd_real_hives_give_clear_errors() {
     assert_eq!(status, 0, "{stderr}");
     assert_eq!(report["control_set"]["used"], 1);
     assert_eq!(report["findings"][0]["code"], "control-set-damaged");
+    // Its detail names the cell: the file holds a zeroed size field at that offset.
+    let detail = &report["findings"][0]["detail"];
+    assert_eq!(detail["damage"], "not-allocated", "{detail}");
+    let offset = detail["offset"].as_u64().unwrap() as usize;
+    let bytes = std::fs::read(&corrupted).unwrap();
+    assert_eq!(&bytes[offset..offset + 4], &[0; 4], "{detail}");
     assert!(report["other_control_sets"][0]["damage"].is_string());
     assert_eq!(report["other_control_sets"][0]["same_as_used"], false);
     let (status, _, stderr) = check_json(&corrupted, &["--control-set", "3"]);

@@ -166,10 +166,13 @@ pub fn load(path: &Path, logs: &LogChoice) -> Result<LoadedHive, HiveError> {
             }
             loaded.recovery = Some(recovery);
         }
-        Err(err) => loaded.findings.push(Finding::warning(
-            "recovery-failed",
-            format!("the transaction logs cannot be applied: {err}"),
-        )),
+        Err(err) => loaded.findings.push(
+            Finding::warning(
+                "recovery-failed",
+                format!("the transaction logs cannot be applied: {err}"),
+            )
+            .with_detail(&err),
+        ),
     }
     Ok(loaded)
 }

@@ -318,9 +318,12 @@ impl SystemHive {
         }) {
             Ok(None) => {}
             Ok(Some(devices)) => mounted_devices = devices,
-            Err(err) => findings.push(Finding::warning(
-                "mounted-devices-damaged",
-                format!("MountedDevices cannot be read: {}", error_chain(&err)),
+            Err(err) => findings.push(with_damage(
+                Finding::warning(
+                    "mounted-devices-damaged",
+                    format!("MountedDevices cannot be read: {}", error_chain(&err)),
+                ),
+                &err,
             )),
         }
 
@@ -355,10 +358,11 @@ impl SystemHive {
                         .unwrap_or_else(|message| Err(HiveError::ReaderFailed { message }));
                 control_sets.push(read.unwrap_or_else(|err| {
                     let damage = error_chain(&err);
-                    findings.push(Finding::warning(
+                    let finding = Finding::warning(
                         "control-set-damaged",
                         format!("ControlSet{number:03} cannot be read: {damage}"),
-                    ));
+                    );
+                    findings.push(with_damage(finding, &err));
                     SessionManager {
                         control_set: number,
                         key_found: false,
@@ -628,6 +632,15 @@ fn read_session_manager(
         single_cell,
         last_written: key.cell.last_written(),
     })
+}
+
+/// A finding about a part of the hive that cannot be read, with the damaged cell's fields
+/// when the error is one.
+fn with_damage(finding: Finding, err: &HiveError) -> Finding {
+    match err {
+        HiveError::Damaged { damage, .. } => finding.with_detail(damage),
+        _ => finding,
+    }
 }
 
 fn damaged(what: &str) -> impl Fn(Damage) -> HiveError + '_ {

@@ -4,7 +4,10 @@ use std::fmt;
 
 /// Why a cell cannot be followed. `what` names what was being followed, in words (`the
 /// subkey list of ControlSet001`); offsets are file offsets (the hive bins start at 4,096).
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Serialised (a finding's `detail`) with its case in `damage`, kebab-case, and its fields.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "damage", rename_all = "kebab-case")]
 pub enum Damage {
     /// The lists checked so far name more entries in all than the hive bins could hold.
     TooManyEntries { what: String, bins_size: usize },
@@ -105,7 +108,8 @@ pub enum Damage {
 }
 
 /// The kinds of cell a [`Damage`] names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum CellKind {
     Key,
     Value,
@@ -118,7 +122,8 @@ pub enum CellKind {
 }
 
 /// The lists whose declared item count can exceed their cell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ListKind {
     /// A subkey list or index root.
     Subkeys,

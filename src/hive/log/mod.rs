@@ -143,8 +143,10 @@ impl Recovery {
 }
 
 /// Why no usable hive can be produced at all. A damaged, stale or foreign log is not an error:
-/// it is a [`LogUse`] with `applied == false` and a note.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+/// it is a [`LogUse`] with `applied == false` and a note. Serialised (a finding's `detail`)
+/// with its case in `error`, kebab-case, and its fields.
+#[derive(Debug, Error, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "error", rename_all = "kebab-case")]
 pub enum RecoveryError {
     #[error("the primary file is {len} bytes, shorter than the 4,096-byte base block")]
     TooShort { len: usize },
