@@ -5,6 +5,10 @@
 #
 #   benches/same-outputs.sh OLD_BINARY NEW_BINARY
 #
+# NEXTBOOT_ADDED_FIELDS="detail" accepts outputs that differ only by those keys
+# added to JSON and YAML objects (the contract allows added fields): such a file is parsed on
+# both sides, the keys are dropped from the new one, and the rest must be equal.
+#
 # Inputs: the demo scenarios, every hive of ../shared/hives (with and without logs), the
 # malformed corpus, every PE fixture, the baselines, and the benchmark volumes of
 # target/bench-data when present (cargo bench --bench bench_data -- target/bench-data).
@@ -102,6 +106,44 @@ if [ "$(codes "$work/old")" != "$(codes "$work/new")" ]; then
   diff <(codes "$work/old") <(codes "$work/new") | grep '^[<>]' || true
 fi
 find "$work/old" "$work/new" -name '*.err' -print0 | xargs -0 sed -i -E 's/nextboot::[a-z_:]+/nextboot::CODE/g'
+
+if [ -n "${NEXTBOOT_ADDED_FIELDS:-}" ]; then
+  diff -rq "$work/old" "$work/new" | sed -n 's/^Files \(.*\) and \(.*\) differ$/\1 \2/p' >"$work/differ" || true
+  if [ -s "$work/differ" ]; then
+    python3 - "$work/differ" $NEXTBOOT_ADDED_FIELDS <<'PY'
+import json, sys
+import yaml
+
+added = set(sys.argv[2:])
+
+def drop(value):
+    if isinstance(value, dict):
+        return {k: drop(v) for k, v in value.items() if k not in added}
+    if isinstance(value, list):
+        return [drop(v) for v in value]
+    return value
+
+def parse(path):
+    text = open(path, encoding="utf-8").read()
+    for load in (json.loads, lambda t: [json.loads(l) for l in t.splitlines() if l], yaml.safe_load):
+        try:
+            return load(text)
+        except Exception:
+            pass
+    raise SystemExit(f"{path}: neither JSON, JSON lines nor YAML, and it differs")
+
+pairs = [line.split() for line in open(sys.argv[1])]
+for old, new in pairs:
+    before, after = parse(old), parse(new)
+    if drop(after) != before:
+        raise SystemExit(f"{new} differs by more than the added fields")
+    if drop(before) != before:
+        raise SystemExit(f"{old} already had an added field")
+print(f"{len(pairs)} files differ only by the added fields ({' '.join(sorted(added))})")
+PY
+    while read -r old new; do cp "$old" "$new"; done <"$work/differ"
+  fi
+fi
 
 if diff -r "$work/old" "$work/new" >"$work/diff"; then
   echo "same outputs: $(ls "$work/old" | grep -c '\.status$') cases, every file identical"

@@ -111,7 +111,25 @@ fn unresolved_forms_say_why() {
             "{path}: {}",
             reason(&report, index)
         );
+        // The reason as fields too: every unresolved operation names its case.
+        assert!(
+            report["operations"][index]["detail"]["kind"].is_string(),
+            "{path}: {}",
+            report["operations"][index]
+        );
     }
+    let detail = |path: &str| {
+        let index = cases.iter().position(|(p, _)| *p == path).unwrap();
+        report["operations"][index]["detail"].clone()
+    };
+    assert_eq!(
+        detail("\\??\\Q:\\x.dll"),
+        serde_json::json!({"kind": "drive-not-mapped", "drive": "Q"})
+    );
+    assert_eq!(
+        detail("\\??\\C:\\Windows\\System32\\x.tmp:payload"),
+        serde_json::json!({"kind": "stream", "name": "x.tmp", "stream": "payload"})
+    );
 }
 
 #[test]
@@ -380,6 +398,10 @@ fn hostile_paths_never_leave_the_volume() {
         "{}",
         reason(&report, 6)
     );
+    assert_eq!(report["operations"][2]["detail"]["kind"], "link-outside");
+    assert_eq!(report["operations"][6]["detail"]["kind"], "too-many-links");
+    // Operations that are not unresolved carry no detail.
+    assert!(report["operations"][0].get("detail").is_none());
     let text = report.to_string();
     assert!(
         !text.contains("65535.65535"),

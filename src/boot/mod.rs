@@ -414,7 +414,7 @@ pub fn replay(queues: &[&[Operation]], volumes: &Volumes, options: ReplayOptions
         let (step, touched) = match outcome {
             Ok(done) => done,
             Err(why) => (
-                Step::Decided(Verdict::Unresolved, Reason::Text(why.to_string().into())),
+                Step::Decided(Verdict::Unresolved, Reason::Unresolved(Box::new(why))),
                 Vec::new(),
             ),
         };

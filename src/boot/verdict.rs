@@ -7,6 +7,7 @@ use serde::{Serialize, Serializer};
 
 use super::FileFacts;
 use crate::version::FileVersion;
+use crate::volume::Unresolved;
 
 /// One word per operation (see `docs/contract.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -71,8 +72,11 @@ impl std::fmt::Display for Verdict {
 pub enum Reason {
     /// A sentence that is the same for every operation it applies to.
     Fixed(&'static str),
-    /// A sentence about this operation only (why its path cannot be mapped, say).
+    /// A sentence about this operation only.
     Text(Box<str>),
+    /// Why a path of the operation cannot be mapped onto the volumes (boxed: rare, and the
+    /// reason of every operation is kept).
+    Unresolved(Box<Unresolved>),
     Downgrade {
         staged: FileVersion,
         on_disk: FileVersion,
@@ -96,6 +100,7 @@ impl fmt::Display for Reason {
         match self {
             Reason::Fixed(text) => f.write_str(text),
             Reason::Text(text) => f.write_str(text),
+            Reason::Unresolved(why) => why.fmt(f),
             Reason::Downgrade { staged, on_disk } => {
                 write!(f, "puts version {staged} in place of version {on_disk} that is on disk")
             }

@@ -29,7 +29,7 @@ pub use verify::{
 };
 pub use versions::{write_versions_json, write_versions_table};
 
-use crate::boot::{FileChange, Outcome, Verdict};
+use crate::boot::{FileChange, Outcome, Reason, Verdict};
 use crate::finding::Finding;
 use crate::hive::log::LogFormat;
 use crate::hive::VolumeIdentity;
@@ -275,7 +275,7 @@ impl OperationReport<'_> {
 impl Serialize for OperationReport<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let (op, outcome) = (self.operation, self.outcome);
-        let mut object = serializer.serialize_struct("OperationReport", 19)?;
+        let mut object = serializer.serialize_struct("OperationReport", 20)?;
         object.serialize_field("index", &op.index)?;
         object.serialize_field("queue", &op.origin.queue())?;
         match &op.origin {
@@ -296,6 +296,10 @@ impl Serialize for OperationReport<'_> {
         object.serialize_field("target_version", &self.target_version())?;
         object.serialize_field("verdict", &outcome.verdict)?;
         object.serialize_field("reason", &outcome.reason)?;
+        match &outcome.reason {
+            Reason::Unresolved(why) => object.serialize_field("detail", why)?,
+            _ => object.skip_field("detail")?,
+        }
         object.serialize_field("source_file", &outcome.source_file)?;
         object.serialize_field("target_file", &outcome.target_file)?;
         object.serialize_field(

@@ -10,7 +10,11 @@ use std::path::Path;
 ///
 /// Boxed strings, and the two cases with three names boxed whole, keep it no bigger than a
 /// [`super::Resolved`]: a check holds the outcome of every path of the queue at once.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+///
+/// Serialised (an operation's `detail`) with its case in `kind`, kebab-case, and its
+/// fields; paths of the host as text, lossily where they are not valid Unicode.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Unresolved {
     #[error("the path is empty")]
     EmptyPath,
@@ -65,10 +69,18 @@ pub enum Unresolved {
     UnreadableLink { link: Box<str>, error: Box<str> },
     /// The target as stored climbs above the volume root.
     #[error("the link {link} points outside its volume ({}); links are never followed out of a volume", .target.display())]
-    LinkOutside { link: Box<str>, target: Box<Path> },
+    LinkOutside {
+        link: Box<str>,
+        #[serde(serialize_with = "lossy")]
+        target: Box<Path>,
+    },
     /// The target as stored names a volume GUID, a UNC path or a device.
     #[error("the link {link} points to another volume ({}); it is not followed", .target.display())]
-    LinkToOtherVolume { link: Box<str>, target: Box<Path> },
+    LinkToOtherVolume {
+        link: Box<str>,
+        #[serde(serialize_with = "lossy")]
+        target: Box<Path>,
+    },
     #[error("cannot list {folder}: {error}")]
     Unlistable { folder: Box<str>, error: Box<str> },
     /// A queue name not found that could be a name which is not valid Unicode.
@@ -86,7 +98,7 @@ pub enum Unresolved {
 }
 
 /// What [`Unresolved::Undecodable`] is about (boxed: rare, and three names long).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize)]
 #[error("{component} is not in {folder} under that name, but {folder} holds a name that is not valid Unicode and could be it ({name}, undecodable bytes shown as U+FFFD); Windows would compare the real name")]
 pub struct UndecodableMatch {
     /// The name as the queue spells it.
@@ -97,13 +109,19 @@ pub struct UndecodableMatch {
 }
 
 /// What [`Unresolved::AmbiguousShortName`] is about (boxed: rare, and three names long).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize)]
 #[error("the short name {short} in {folder} could be any of: {} (the volume does not record short names here; creation order decides)", .candidates.join(", "))]
 pub struct ShortNameCandidates {
     pub short: Box<str>,
     pub folder: Box<str>,
     /// The long names that could hold it, in listing order.
     pub candidates: Box<[Box<str>]>,
+}
+
+/// A link target as text: serde refuses a path that is not valid Unicode, and one bad name
+/// must not cost the whole report.
+fn lossy<S: serde::Serializer>(path: &Path, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&path.display())
 }
 
 #[cfg(test)]
