@@ -157,3 +157,41 @@ fn every_truncation_of_a_fixture_is_handled() {
     let pe = nextboot::version::read_pe_version(&evidence).unwrap();
     assert_eq!(pe.file_version().unwrap().to_string(), "2.0.0.0");
 }
+
+/// A file that is not a PE, or whose resources are malformed, gives the problem as fields
+/// beside the sentence; where the problem is the file's length, the length is the file's.
+#[test]
+fn errors_carry_their_problem_as_fields() {
+    let dir = support::testdata().join("malformed/pe");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    let entries = ours(&files);
+    let mut with_error = 0;
+    for (path, entry) in &entries {
+        if entry["error"].is_null() {
+            assert!(entry.get("detail").is_none(), "{path}: {entry}");
+            continue;
+        }
+        with_error += 1;
+        let detail = &entry["detail"];
+        let kind = detail["error"].as_str().unwrap_or_default();
+        let sentence = entry["error"].as_str().unwrap();
+        match kind {
+            "not-pe" => assert!(sentence.starts_with("not a PE file: "), "{path}: {entry}"),
+            "malformed" => assert!(sentence.starts_with("malformed PE resources: "), "{path}"),
+            _ => panic!("{path}: no detail: {entry}"),
+        }
+        let problem = detail["problem"].as_str().unwrap();
+        if matches!(problem, "dos-header-cut" | "truncated") {
+            let size = std::fs::metadata(path).unwrap().len();
+            assert_eq!(detail["len"], size, "{path}: {entry}");
+        }
+    }
+    assert!(
+        with_error >= 3,
+        "the corpus has files that are not PEs: {entries:?}"
+    );
+}

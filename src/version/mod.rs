@@ -123,8 +123,10 @@ impl PeVersion {
 }
 
 /// Why a file's version could not be read at all: it is not a PE, or its resources are
-/// malformed, and what exactly.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// malformed, and what exactly. Serialised (`detail` of `nextboot version --format json`) as
+/// `{error: not-pe|malformed, problem: KIND, ...}` with the problem's fields.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "error", rename_all = "kebab-case")]
 pub enum VersionError {
     #[error("not a PE file: {0}")]
     NotPe(PeProblem),
@@ -133,7 +135,8 @@ pub enum VersionError {
 }
 
 /// What is wrong with a PE file, with the offsets and sizes involved.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "problem", rename_all = "kebab-case")]
 pub enum PeProblem {
     #[error("no MZ signature")]
     NoMz,
@@ -159,18 +162,21 @@ pub enum PeProblem {
     ResourceMisaligned { offset: usize },
     #[error("internal: image buffer is not 4-byte aligned")]
     BufferMisaligned,
-    #[error("PE parser failed: {0}")]
-    ParserPanicked(String),
+    #[error("PE parser failed: {message}")]
+    ParserPanicked { message: String },
     /// pelite's own words.
-    #[error("{0}")]
-    Parser(String),
+    #[error("{message}")]
+    Parser { message: String },
 }
 
 /// Reads the version of a PE image held in `bytes` (which must be 4-byte aligned, as a
 /// mapping is). Touches only the headers and the pages of the version resource.
 pub fn read_pe_version(bytes: &[u8]) -> Result<PeVersion, VersionError> {
-    let result = crate::guard::contain(|| read_unguarded(bytes))
-        .unwrap_or_else(|panic| Err(VersionError::Malformed(PeProblem::ParserPanicked(panic))));
+    let result = crate::guard::contain(|| read_unguarded(bytes)).unwrap_or_else(|panic| {
+        Err(VersionError::Malformed(PeProblem::ParserPanicked {
+            message: panic,
+        }))
+    });
     // pelite says "bounds check failed" or "invalid data" for a file cut short: say what is
     // actually wrong, keeping the kind of failure.
     result.map_err(|err| match (truncation(bytes), err) {
@@ -238,7 +244,11 @@ fn read_unguarded(bytes: &[u8]) -> Result<PeVersion, VersionError> {
         .and_then(|offset| offset.checked_add(24))
         .and_then(|at| bytes.get(at..at + 2))
         .map(|m| u16::from_le_bytes([m[0], m[1]]));
-    let not_pe = |err: pelite::Error| VersionError::NotPe(PeProblem::Parser(err.to_string()));
+    let not_pe = |err: pelite::Error| {
+        VersionError::NotPe(PeProblem::Parser {
+            message: err.to_string(),
+        })
+    };
     let shifted;
     let file = match (magic, nt_offset) {
         (Some(PE32_MAGIC), _) => {
@@ -281,7 +291,11 @@ fn read_unguarded(bytes: &[u8]) -> Result<PeVersion, VersionError> {
                 resource: None,
             })
         }
-        Err(err) => return Err(VersionError::Malformed(PeProblem::Parser(err.to_string()))),
+        Err(err) => {
+            return Err(VersionError::Malformed(PeProblem::Parser {
+                message: err.to_string(),
+            }))
+        }
     };
     // pelite checks the alignment of each resource structure relative to the start of the
     // resource data, then reads it through a reference: if that start is not 4-byte aligned
@@ -301,8 +315,11 @@ fn read_unguarded(bytes: &[u8]) -> Result<PeVersion, VersionError> {
     }
     // The version resource is RT_VERSION, normally with id 1; take the first name and the
     // first language, as GetFileVersionInfo does when the user's language is not present.
-    let malformed =
-        |err: &dyn fmt::Display| VersionError::Malformed(PeProblem::Parser(err.to_string()));
+    let malformed = |err: &dyn fmt::Display| {
+        VersionError::Malformed(PeProblem::Parser {
+            message: err.to_string(),
+        })
+    };
     let root = resources.root().map_err(|e| malformed(&e))?;
     let dir = match root.get_dir(Name::VERSION) {
         Ok(dir) => dir,
@@ -366,6 +383,9 @@ pub struct VersionEntry {
     pub unversioned_reason: Option<String>,
     /// Why the file could not be read as a PE at all.
     pub error: Option<String>,
+    /// The same, as fields (added by issue 13; absent when `error` is).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<VersionError>,
     /// The file could not be opened or read (as opposed to read and found not to be a PE).
     #[serde(skip)]
     pub unreadable: bool,
@@ -385,6 +405,7 @@ pub fn examine(path: &std::path::Path, hash: bool) -> VersionEntry {
         sha256: None,
         unversioned_reason: None,
         error: None,
+        detail: None,
         unreadable: false,
     };
     let evidence = match crate::evidence::Evidence::open(path) {
@@ -411,7 +432,10 @@ pub fn examine(path: &std::path::Path, hash: bool) -> VersionEntry {
                 entry.string_table = resource.string_table;
             }
         }
-        Err(err) => entry.error = Some(err.to_string()),
+        Err(err) => {
+            entry.error = Some(err.to_string());
+            entry.detail = Some(err);
+        }
     }
     entry
 }
