@@ -116,6 +116,25 @@ def main():
     # (f) output escaping: the attacks as they are.
     for attack in ATTACKS:
         put("output_text", attack.encode("utf-8"))
+    # (g) action lists: the shape of the public Windows Downdate template, and pieces of it.
+    template = (
+        '\ufeff<?xml version="1.0" encoding="utf-8"?>\n'
+        '<PendingTransaction Version="3.1" WcpVersion="10.0.22621.2567" '
+        'Identifier="916ae75edb30da0146730000dc1be027">\n'
+        '<Transactions><Transaction id="1"/></Transactions>\n'
+        '<POQ postAction="reboot">\n'
+        '<BeginTransaction id="1"/>\n'
+        '<CreateDirectory path="\\SystemRoot\\WinSxS\\Temp\\x" fileAttribute="0x10"/>\n'
+        '<HardlinkFile source="\\??\\C:\\Users\\a\\Desktop\\ntoskrnl.exe" '
+        'destination="\\SystemRoot\\System32\\ntoskrnl.exe"/>\n'
+        '<MoveFile source="a" destination="b"/><DeleteFile path="c &amp; d"/>\n'
+        '<SetKeyValue path="\\Registry\\Machine\\SOFTWARE\\x" name="v"/><Checkpoint/>\n'
+        '</POQ><POQ><DeleteFile path="later"/></POQ></PendingTransaction>\n'
+    )
+    put("action_list", template.encode("utf-8"))
+    put("action_list", b'<MoveFile source="a" destination="b"/><HardlinkFile source="x" destination="y"/>')
+    put("action_list", b'<!DOCTYPE x [<!ENTITY a "aaaa">]><PendingTransaction Identifier="&a;"/>')
+    put("action_list", b"<PendingTransaction>" + b"<a>" * 100)
 
 
 if __name__ == "__main__":

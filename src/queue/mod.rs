@@ -4,6 +4,7 @@
 //! `pending.xml` primitives will join as another [`QueueSource`] replayed after them; the
 //! [`Operation`] type already says where each operation came from.
 
+pub mod action_list;
 pub mod multi_sz;
 
 use std::sync::Arc;
