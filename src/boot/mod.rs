@@ -26,7 +26,7 @@ use serde::{Serialize, Serializer};
 use smallvec::SmallVec;
 
 use crate::evidence::sha256_hex;
-use crate::queue::{Operation, QueuePath};
+use crate::queue::{Action, Operation, Origin, QueuePath};
 use crate::version::{read_pe_version, FileVersion, PeFormat};
 use crate::volume::{DiskEntry, EntryKind, PathKey, Unresolved, Volumes};
 
@@ -137,15 +137,29 @@ struct Content {
     entry: DiskEntry,
     /// The rename that last put this content where it is now.
     placed_by: Option<u32>,
+    /// Made by the boot (an action list's create), not on disk; its path as the list spells
+    /// it is in the view's `created` (few contents are: a flag keeps every other one small).
+    created: bool,
 }
 
 impl Content {
+    /// The same file on disk, placed by the hard link `index`.
+    fn clone_for_link(&self, index: u32) -> Content {
+        Content {
+            origin: self.origin.clone(),
+            entry: self.entry.clone(),
+            placed_by: Some(index),
+            created: self.created,
+        }
+    }
+
     /// Records what a path held on disk before the boot; returns its id.
     fn add(contents: &mut Vec<Content>, origin: &PathKey, entry: DiskEntry) -> ContentId {
         contents.push(Content {
             origin: origin.clone(),
             entry,
             placed_by: None,
+            created: false,
         });
         (contents.len() - 1) as ContentId
     }
@@ -181,6 +195,8 @@ struct View<'v> {
     /// An earlier operation moved or deleted a directory: only then can what a path holds
     /// depend on what happened to one of its ancestors.
     directory_moved: bool,
+    /// The contents the boot creates, with their paths as spelled, in order of creation.
+    created: Vec<(ContentId, Arc<str>)>,
 }
 
 impl View<'_> {
@@ -277,7 +293,12 @@ impl View<'_> {
 }
 
 /// Reads the facts of one content: kind, size, version resource, hash.
-fn read_facts(volumes: &Volumes, content: &Content, options: ReplayOptions) -> FileFacts {
+fn read_facts(
+    volumes: &Volumes,
+    content: &Content,
+    created: Option<&str>,
+    options: ReplayOptions,
+) -> FileFacts {
     let mut facts = FileFacts {
         path: Box::from(""),
         kind: match content.entry.kind {
@@ -294,6 +315,12 @@ fn read_facts(volumes: &Volumes, content: &Content, options: ReplayOptions) -> F
         read_error: None,
         sha256: None,
     };
+    if let Some(path) = created {
+        facts.path = Box::from(path);
+        facts.size = (facts.kind == FileKind::File).then_some(0);
+        facts.unversioned_reason = Some("created empty by the boot".into());
+        return facts;
+    }
     let mount = content.origin.mount();
     let names = content.entry.names();
     facts.path = volumes.display(mount, &names).into();
@@ -379,6 +406,7 @@ pub fn replay(queues: &[&[Operation]], volumes: &Volumes, options: ReplayOptions
         contents: Vec::new(),
         paths: FxHashMap::with_capacity_and_hasher(count, Default::default()),
         directory_moved: false,
+        created: Vec::new(),
     };
     let mut noted: Vec<Noted> = Vec::with_capacity(count);
     let mut superseded_by: Vec<Option<u32>> = vec![None; count];
@@ -395,8 +423,8 @@ pub fn replay(queues: &[&[Operation]], volumes: &Volumes, options: ReplayOptions
     let mut located = Vec::with_capacity(count);
     for queue in queues {
         located.par_extend(queue.par_iter().map(|op| {
-            let destination = op.destination.as_ref().map(|d| locate(d.path()));
-            (locate(op.source.path()), destination)
+            let destination = op.destination.as_ref().map(|d| locate(&resolvable(op, d)));
+            (locate(&resolvable(op, &op.source)), destination)
         }));
     }
 
@@ -450,7 +478,10 @@ pub fn replay(queues: &[&[Operation]], volumes: &Volumes, options: ReplayOptions
     // The view's map is done with: free it before the files are read (a partial move would
     // keep it to the end of the function).
     let View {
-        contents, paths, ..
+        contents,
+        paths,
+        created,
+        ..
     } = view;
     drop(paths);
 
@@ -481,7 +512,14 @@ pub fn replay(queues: &[&[Operation]], volumes: &Volumes, options: ReplayOptions
         .collect();
     let read: Vec<Arc<FileFacts>> = wanted
         .par_iter()
-        .map(|&id| Arc::new(read_facts(volumes, &contents[id as usize], options)))
+        .map(|&id| {
+            let content = &contents[id as usize];
+            let created = content.created.then(|| {
+                let at = created.partition_point(|&(c, _)| c < id);
+                created.get(at).map_or("", |(_, path)| &**path)
+            });
+            Arc::new(read_facts(volumes, content, created, options))
+        })
         .collect();
     let mut facts: Vec<Option<Arc<FileFacts>>> = vec![None; contents.len()];
     drop(contents);
@@ -538,6 +576,15 @@ pub fn replay(queues: &[&[Operation]], volumes: &Volumes, options: ReplayOptions
     Replay { outcomes, changes }
 }
 
+/// The path to resolve: an action list may spell a drive path Win32-style (`C:\x`), which
+/// the rename queue may not (smss cannot open it).
+fn resolvable<'p>(op: &Operation, path: &'p QueuePath) -> std::borrow::Cow<'p, str> {
+    match op.origin {
+        Origin::ActionList { .. } => crate::queue::nt_form(path.path()),
+        Origin::Registry { .. } => std::borrow::Cow::Borrowed(path.path()),
+    }
+}
+
 /// The step an operation took, and the paths it changed (with the path as the queue spelled it).
 type Done<'o> = (Step, Vec<(PathKey, &'o QueuePath)>);
 
@@ -563,6 +610,9 @@ fn replay_one<'o>(
     }
     fn decided<'o>(verdict: Verdict, why: &'static str) -> Result<Done<'o>, Unresolved> {
         Ok((Step::Decided(verdict, Reason::Fixed(why)), Vec::new()))
+    }
+    if matches!(operation.action, Action::Create | Action::CreateDirectory) {
+        return create(view, operation, source, index, files);
     }
     let Some(moving) = view.lookup(&source)? else {
         files.source = view.disk(&source)?;
@@ -628,6 +678,32 @@ fn replay_one<'o>(
             }
         }
     }
+    if operation.action == Action::Hardlink {
+        if view.is_dir(moving) {
+            return decided(
+                Verdict::NoEffect,
+                "the source is a directory, which cannot be hard-linked",
+            );
+        }
+        // The destination gets the source's content and the source keeps it: a content of
+        // its own (same file on disk), so that what later happens to the source does not
+        // count against the link.
+        let linked = view.contents[moving as usize].clone_for_link(index);
+        view.contents.push(linked);
+        let link = (view.contents.len() - 1) as ContentId;
+        if let Some((_, path)) = view.created.iter().find(|(id, _)| *id == moving) {
+            let path = Arc::clone(path);
+            view.created.push((link, path));
+        }
+        view.put(destination.clone(), Slot::Holds(link));
+        return Ok((
+            Step::Applied {
+                destination: destination.clone(),
+                content: link,
+            },
+            vec![(destination, destination_path)],
+        ));
+    }
     if let Some(writer) = view.content(moving).placed_by {
         superseded_by[writer as usize] = Some(index);
     }
@@ -644,5 +720,57 @@ fn replay_one<'o>(
             content: moving,
         },
         touched,
+    ))
+}
+
+/// An action list's `CreateFile` or `CreateDirectory` at `path`: an empty file or folder
+/// where there is none (what poqexec does with one that exists is not known: it is left as
+/// it is, and the operation says so).
+fn create<'o>(
+    view: &mut View<'_>,
+    operation: &'o Operation,
+    path: PathKey,
+    index: u32,
+    files: &mut Involved,
+) -> Result<Done<'o>, Unresolved> {
+    let no_effect = |why| {
+        Ok((
+            Step::Decided(Verdict::NoEffect, Reason::Fixed(why)),
+            Vec::new(),
+        ))
+    };
+    match path.parent() {
+        Some(parent) => match view.lookup(&parent)? {
+            Some(id) if view.is_dir(id) => {}
+            _ => return no_effect("the folder it would be created in does not exist"),
+        },
+        None => return no_effect("the path is the root of a volume"),
+    }
+    if let Some(existing) = view.lookup(&path)? {
+        files.source = Some(existing);
+        return no_effect("the path exists already; it is left as it is (assumed)");
+    }
+    let directory = operation.action == Action::CreateDirectory;
+    view.contents.push(Content {
+        origin: path.clone(),
+        entry: DiskEntry::created(if directory {
+            EntryKind::Directory
+        } else {
+            EntryKind::File
+        }),
+        placed_by: Some(index),
+        created: true,
+    });
+    let id = (view.contents.len() - 1) as ContentId;
+    view.created.push((id, Arc::from(operation.source.path())));
+    view.put(path.clone(), Slot::Holds(id));
+    let why = if directory {
+        "creates the folder"
+    } else {
+        "creates an empty file"
+    };
+    Ok((
+        Step::Decided(Verdict::NewFile, Reason::Fixed(why)),
+        vec![(path, &operation.source)],
     ))
 }

@@ -1,8 +1,9 @@
 //! Queue: the pending file operations, decoded from each source in boot order.
 //!
-//! Today the source is the registry (`PendingFileRenameOperations`, then `...2`). CBS
-//! `pending.xml` primitives will join as another [`QueueSource`] replayed after them; the
-//! [`Operation`] type already says where each operation came from.
+//! Two sources, in the order the boot runs them: the registry (`PendingFileRenameOperations`,
+//! then `...2`, run by smss), then a servicing action list (`pending.xml`, run by poqexec:
+//! [`action_list`] reads it, [`decode_action_list`] turns its primitives into operations).
+//! Each [`Operation`] says where it came from ([`Origin`]).
 
 pub mod action_list;
 pub mod multi_sz;
@@ -20,6 +21,8 @@ use crate::hive::{type_name, RawValue};
 pub enum QueueSource {
     /// `Session Manager\PendingFileRenameOperations[2]` in the SYSTEM hive.
     Registry,
+    /// The servicing action list the next boot runs.
+    ActionList,
 }
 
 /// Where exactly an operation was queued: its place in its source. A second queue (the
@@ -35,12 +38,41 @@ pub enum Origin {
         /// Index of the source string within that value (0-based, empty strings counted).
         string_index: u32,
     },
+    /// A primitive of an action list's first POQ.
+    ActionList {
+        /// The list, shared by its operations (a thin pointer: see `Registry::value`).
+        list: Arc<ListOrigin>,
+        /// The primitive's index among the elements of its POQ (every element counted).
+        element: u32,
+    },
+}
+
+/// What the operations of one action list share: which list, and where each primitive is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListOrigin {
+    /// The list's path as the registry (or the default) names it.
+    pub path: String,
+    /// The POQ the primitives are in (0: the one run at boot).
+    pub poq: u32,
+    /// The line of each element, by element index (only those of primitives are kept).
+    lines: Vec<(u32, u32)>,
+}
+
+impl ListOrigin {
+    /// The line element `element` starts on, when it is one of the list's primitives.
+    pub fn line(&self, element: u32) -> Option<u32> {
+        self.lines
+            .binary_search_by_key(&element, |&(e, _)| e)
+            .ok()
+            .map(|at| self.lines[at].1)
+    }
 }
 
 impl Origin {
     pub fn queue(&self) -> QueueSource {
         match self {
             Origin::Registry { .. } => QueueSource::Registry,
+            Origin::ActionList { .. } => QueueSource::ActionList,
         }
     }
 }
@@ -50,6 +82,13 @@ impl Origin {
 pub enum Action {
     Rename,
     Delete,
+    /// Action lists only (`HardlinkFile`): the destination gets the source's content, and
+    /// the source stays.
+    Hardlink,
+    /// Action lists only (`CreateFile`): an empty file.
+    Create,
+    /// Action lists only (`CreateDirectory`).
+    CreateDirectory,
 }
 
 /// A path as the queue holds it.
@@ -67,6 +106,27 @@ impl QueuePath {
     /// The NT path after the `*N`, `!` and `@` prefixes.
     pub fn path(&self) -> &str {
         &self.stored[usize::from(self.prefix_len)..]
+    }
+
+    /// A path exactly as stored, without prefixes (an action list's attributes have none).
+    pub fn plain(stored: Arc<str>) -> QueuePath {
+        QueuePath {
+            stored,
+            prefix_len: 0,
+            star: None,
+        }
+    }
+}
+
+/// A path to resolve on the volumes: an action list may name `C:\x` where the rename queue
+/// says `\??\C:\x` (both mean the same file to poqexec, which runs after the drive letters
+/// exist).
+pub fn nt_form(path: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = path.as_bytes();
+    if bytes.len() >= 3 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' && bytes[2] == b'\\' {
+        std::borrow::Cow::Owned(format!("\\??\\{path}"))
+    } else {
+        std::borrow::Cow::Borrowed(path)
     }
 }
 
@@ -120,6 +180,57 @@ impl Operation {
 pub struct Queue {
     pub operations: Vec<Operation>,
     pub findings: Vec<Finding>,
+}
+
+/// The operations of an action list's first POQ, in execution order, numbered from
+/// `first_index` (they follow the rename queue's). `path` is the list as the registry names
+/// it. Registry primitives and markers are not operations (the list's counts have them).
+pub fn decode_action_list(list: &action_list::ActionList, path: &str, first_index: usize) -> Queue {
+    use action_list::PrimitiveKind;
+    let origin = Arc::new(ListOrigin {
+        path: path.to_string(),
+        poq: 0,
+        lines: list
+            .primitives
+            .iter()
+            .map(|p| (p.element, p.line))
+            .collect(),
+    });
+    let operations = list
+        .primitives
+        .iter()
+        .enumerate()
+        .filter_map(|(n, primitive)| {
+            let action = match primitive.kind {
+                PrimitiveKind::MoveFile => Action::Rename,
+                PrimitiveKind::HardlinkFile => Action::Hardlink,
+                PrimitiveKind::DeleteFile => Action::Delete,
+                PrimitiveKind::CreateFile => Action::Create,
+                PrimitiveKind::CreateDirectory => Action::CreateDirectory,
+                _ => return None,
+            };
+            Some(Operation {
+                index: first_index + n,
+                origin: Origin::ActionList {
+                    list: Arc::clone(&origin),
+                    element: primitive.element,
+                },
+                action,
+                // MoveFile and HardlinkFile replace what is at the destination.
+                replace_existing: matches!(action, Action::Rename | Action::Hardlink),
+                source: QueuePath::plain(primitive.source.as_ref().into()),
+                destination: primitive
+                    .destination
+                    .as_deref()
+                    .map(|d| QueuePath::plain(d.into())),
+                irregular: None,
+            })
+        })
+        .collect();
+    Queue {
+        operations,
+        findings: Vec::new(),
+    }
 }
 
 /// Decodes the registry queue from the raw pending values, in smss order. Strings are paired
@@ -299,12 +410,16 @@ mod tests {
     use super::*;
 
     fn string_index(op: &Operation) -> u32 {
-        let Origin::Registry { string_index, .. } = &op.origin;
+        let Origin::Registry { string_index, .. } = &op.origin else {
+            panic!("not from the registry: {:?}", op.origin);
+        };
         *string_index
     }
 
     fn value_name(op: &Operation) -> &str {
-        let Origin::Registry { value, .. } = &op.origin;
+        let Origin::Registry { value, .. } = &op.origin else {
+            panic!("not from the registry: {:?}", op.origin);
+        };
         value
     }
 

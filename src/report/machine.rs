@@ -101,6 +101,8 @@ pub fn write_csv<W: Write + ?Sized>(report: &Report, out: &mut W) -> io::Result<
             op.index.to_string(),
             match &op.origin {
                 Origin::Registry { value, .. } => value.to_string(),
+                // The CSV columns are fixed; the list's coordinates are in JSON and YAML.
+                Origin::ActionList { .. } => String::new(),
             },
             serde_plain(&op.action),
             op.source.stored.to_string(),

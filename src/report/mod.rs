@@ -272,10 +272,19 @@ impl OperationReport<'_> {
     }
 }
 
+/// Where an action-list operation is in its list (`action_list` of an operation).
+#[derive(Serialize)]
+struct ActionListPlace<'a> {
+    path: &'a str,
+    poq: u32,
+    element: u32,
+    line: Option<u32>,
+}
+
 impl Serialize for OperationReport<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let (op, outcome) = (self.operation, self.outcome);
-        let mut object = serializer.serialize_struct("OperationReport", 20)?;
+        let mut object = serializer.serialize_struct("OperationReport", 21)?;
         object.serialize_field("index", &op.index)?;
         object.serialize_field("queue", &op.origin.queue())?;
         match &op.origin {
@@ -285,6 +294,20 @@ impl Serialize for OperationReport<'_> {
             } => {
                 object.serialize_field("value", value)?;
                 object.serialize_field("string_index", string_index)?;
+                object.skip_field("action_list")?;
+            }
+            Origin::ActionList { list, element } => {
+                object.serialize_field("value", &None::<&str>)?;
+                object.skip_field("string_index")?;
+                object.serialize_field(
+                    "action_list",
+                    &ActionListPlace {
+                        path: &list.path,
+                        poq: list.poq,
+                        element: *element,
+                        line: list.line(*element),
+                    },
+                )?;
             }
         }
         object.serialize_field("action", &op.action)?;

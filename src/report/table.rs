@@ -159,12 +159,22 @@ pub fn write_table<W: Write + ?Sized>(
             Action::Rename if op.replace_existing => "rename, replace existing".to_string(),
             Action::Rename => "rename".to_string(),
             Action::Delete => "delete".to_string(),
+            Action::Hardlink => "hardlink".to_string(),
+            Action::Create => "create".to_string(),
+            Action::CreateDirectory => "create directory".to_string(),
         };
         match &op.origin {
             Origin::Registry {
                 value,
                 string_index,
             } => action.push_str(&format!("  ({} #{string_index})", shown(value))),
+            Origin::ActionList { list, element } => {
+                action.push_str(&format!("  ({} element {element}", shown(&list.path)));
+                if let Some(line) = list.line(*element) {
+                    action.push_str(&format!(", line {line}"));
+                }
+                action.push(')');
+            }
         }
         writeln!(
             out,

@@ -29,6 +29,12 @@ pub struct DiskEntry {
 }
 
 impl DiskEntry {
+    /// An entry the boot itself creates (an action list's `CreateFile` or `CreateDirectory`):
+    /// nothing on disk to name or read.
+    pub fn created(kind: EntryKind) -> DiskEntry {
+        DiskEntry { kind, place: None }
+    }
+
     fn root() -> DiskEntry {
         DiskEntry {
             kind: EntryKind::Directory,
