@@ -196,3 +196,29 @@ fn operations_say_which_list_and_element_they_come_from() {
     assert_eq!(list.line(*element), Some(4));
     assert_eq!(list.line(0), None, "markers are not operations");
 }
+
+/// Where a list is named: SYSTEM's SetupExecute is read with each control set, beside the
+/// rename queue, and an unreadable one does not cost the queue.
+#[test]
+fn setup_execute_is_read_with_each_control_set() {
+    use nextboot::hive::SystemHive;
+    use support::regf::{multi_sz, REG_MULTI_SZ};
+    let mut spec = support::SystemHiveSpec::new(1);
+    spec.control_set(2);
+    let command = multi_sz(&[
+        r"C:\Windows\System32\poqexec.exe /display_progress \SystemRoot\WinSxS\pending.xml",
+    ]);
+    spec.writer.value(
+        r"ControlSet001\Control\Session Manager",
+        "SetupExecute",
+        REG_MULTI_SZ,
+        &command,
+    );
+    spec.pending(1, &[(r"\??\C:\a", r"!\??\C:\b")]);
+    let system = SystemHive::read(&spec.bytes()).unwrap();
+    let first = &system.control_sets[0];
+    let setup = first.setup_execute.as_ref().unwrap().as_ref().unwrap();
+    assert_eq!((setup.data_type, &setup.bytes), (REG_MULTI_SZ, &command));
+    assert_eq!(first.pending.len(), 1);
+    assert!(system.control_sets[1].setup_execute.is_none());
+}

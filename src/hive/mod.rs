@@ -8,12 +8,14 @@
 mod base_block;
 pub mod cells;
 mod control_set;
+mod key_values;
 mod load;
 pub mod log;
 mod mounted_devices;
 
 pub use base_block::{checksum, BaseBlock, BASE_BLOCK_SIZE};
 pub use control_set::{ChosenBy, ChosenControlSet, ControlSetChoice, Select};
+pub use key_values::{read_key_values, KeyValues};
 pub use load::{is_stdin, load, logs_beside, LoadedHive, LogChoice};
 pub use mounted_devices::{MountedDevice, VolumeIdentity};
 
@@ -201,6 +203,10 @@ pub struct SessionManager {
     pub single_cell: Vec<String>,
     /// The last-write time (FILETIME) of the Session Manager key.
     pub last_written: Option<u64>,
+    /// `SetupExecute`: what smss starts after the rename queue (poqexec and the action list
+    /// it names, when servicing has one pending); `Err` says why it cannot be read, which
+    /// does not keep the rename queue from being read.
+    pub setup_execute: Option<Result<RawValue, String>>,
 }
 
 /// The parts of an offline SYSTEM hive that decide what the next boot does to files.
@@ -279,9 +285,8 @@ impl SystemHive {
                 ),
             ));
         }
-        // Windows uses only the declared hive bins; bytes after them are slack.
-        let declared_end = BASE_BLOCK_SIZE.saturating_add(base.hive_bins_size as usize);
-        let end = if declared_end > bytes.len() {
+        let end = hive_bins_end(bytes, &base);
+        if end < BASE_BLOCK_SIZE.saturating_add(base.hive_bins_size as usize) {
             findings.push(Finding::warning(
                 "hive-truncated",
                 format!(
@@ -290,10 +295,7 @@ impl SystemHive {
                     bytes.len() - BASE_BLOCK_SIZE
                 ),
             ));
-            bytes.len()
-        } else {
-            declared_end
-        };
+        }
         let hive = Hive::without_validation(&bytes[..end]).map_err(structure("the base block"))?;
         let cells = Cells::new(&bytes[BASE_BLOCK_SIZE..end]);
         cells
@@ -370,6 +372,7 @@ impl SystemHive {
                         damage: Some(damage),
                         single_cell: Vec::new(),
                         last_written: None,
+                        setup_execute: None,
                     }
                 }));
             }
@@ -527,6 +530,40 @@ impl<'h, 'a> CheckedKey<'h, 'a> {
     }
 }
 
+/// Where the hive bins end: Windows uses only the declared bins (bytes after them are slack),
+/// and a file cut short holds fewer.
+fn hive_bins_end(bytes: &[u8], base: &BaseBlock) -> usize {
+    BASE_BLOCK_SIZE
+        .saturating_add(base.hive_bins_size as usize)
+        .min(bytes.len())
+}
+
+/// The value `name` of `key` as stored (its type number and bytes), and what its data check
+/// said; `None` when the key has no such value.
+fn raw_value(
+    cells: &Cells<'_>,
+    key: &CheckedKey<'_, '_>,
+    name: &str,
+    wrap: impl Fn(NtHiveError) -> HiveError,
+    what: &str,
+) -> Result<Option<(RawValue, DataCheck)>, HiveError> {
+    let Some((value, check)) = key.value(cells, name)? else {
+        return Ok(None);
+    };
+    let data_type = match value.data_type() {
+        Ok(known) => known as u32,
+        Err(NtHiveError::UnsupportedKeyValueDataType { actual, .. }) => actual,
+        Err(other) => return Err(wrap(other)),
+    };
+    let bytes = value_bytes(cells, &value, check, what)?;
+    let raw = RawValue {
+        name: name.to_string(),
+        data_type,
+        bytes,
+    };
+    Ok(Some((raw, check)))
+}
+
 /// Checks the data of a value nt-hive handed out before it is read.
 fn checked_data(
     cells: &Cells<'_>,
@@ -585,6 +622,7 @@ fn read_session_manager(
         damage: None,
         single_cell: Vec::new(),
         last_written: None,
+        setup_execute: None,
     };
     let control_set = CheckedKey::open(
         cells,
@@ -605,25 +643,25 @@ fn read_session_manager(
             what: what(&format!(" value {name}")),
             source,
         };
-        let Some((value, check)) = key.value(cells, name)? else {
+        let Some((raw, check)) =
+            raw_value(cells, &key, name, wrap, &what(&format!(" value {name}")))?
+        else {
             continue;
         };
-        let data_type = match value.data_type() {
-            Ok(known) => known as u32,
-            Err(NtHiveError::UnsupportedKeyValueDataType { actual, .. }) => actual,
-            Err(other) => return Err(wrap(other)),
-        };
-        let value_what = what(&format!(" value {name}"));
-        let bytes = value_bytes(cells, &value, check, &value_what)?;
         if matches!(check, DataCheck::SingleCell { .. }) {
             single_cell.push(name.to_string());
         }
-        pending.push(RawValue {
-            name: name.to_string(),
-            data_type,
-            bytes,
-        });
+        pending.push(raw);
     }
+    let setup_what = what(" value SetupExecute");
+    let wrap = |source| HiveError::Structure {
+        what: setup_what.clone(),
+        source,
+    };
+    let setup_execute = match raw_value(cells, &key, "SetupExecute", wrap, &setup_what) {
+        Ok(found) => found.map(|(raw, _)| Ok(raw)),
+        Err(err) => Some(Err(error_chain(&err))),
+    };
     Ok(SessionManager {
         control_set: number,
         key_found: true,
@@ -631,6 +669,7 @@ fn read_session_manager(
         damage: None,
         single_cell,
         last_written: key.cell.last_written(),
+        setup_execute,
     })
 }
 
