@@ -11,7 +11,8 @@ use nextboot::commands::check::{check, CheckOptions, HashMode};
 use nextboot::evidence::Evidence;
 use nextboot::hive::log::{recover, LogFile};
 use nextboot::hive::{RawValue, SystemHive};
-use nextboot::queue::decode_registry;
+use nextboot::queue::action_list::read_action_list;
+use nextboot::queue::{decode_action_list, decode_registry};
 use nextboot::report::{self, Format, Style};
 use nextboot::volume::{DirVolume, Volumes};
 use nextboot_regf_writer::system;
@@ -29,6 +30,21 @@ fn queue_value(operations: usize) -> Vec<u8> {
         .collect();
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(s, d)| (&**s, &**d)).collect();
     system::movefile_value(&pairs)
+}
+
+/// The same operations as `queue_value`'s, as an action list's MoveFile primitives.
+fn action_list_xml(operations: usize) -> Vec<u8> {
+    let mut xml = String::from(
+        "\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<PendingTransaction Version=\"3.1\" Identifier=\"0123456789abcdef0123456789abcdef\">\n<POQ postAction=\"reboot\">\n",
+    );
+    for i in 0..operations {
+        xml.push_str(&format!(
+            "<MoveFile source=\"\\??\\C:\\Windows\\WinSxS\\Temp\\PendingRenames\\{i:06}.dll\" destination=\"\\??\\C:\\Windows\\System32\\d{}\\f{i:06}.dll\"/>\n",
+            i % 100
+        ));
+    }
+    xml.push_str("</POQ>\n</PendingTransaction>\n");
+    xml.into_bytes()
 }
 
 fn hive_with_queue(operations: usize) -> Vec<u8> {
@@ -63,6 +79,22 @@ fn hive_and_queue(c: &mut Criterion) {
         group.throughput(Throughput::Elements(size as u64));
         group.bench_with_input(BenchmarkId::from_parameter(size), &value, |b, value| {
             b.iter(|| decode_registry(black_box(value)).operations.len())
+        });
+    }
+    group.finish();
+
+    // The same operations as an action list: read (XML) and decoded.
+    let mut group = c.benchmark_group("action_list_read_and_decode");
+    for size in SIZES {
+        let xml = action_list_xml(size);
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(size), &xml, |b, xml| {
+            b.iter(|| {
+                let list = read_action_list(black_box(xml)).unwrap();
+                decode_action_list(&list, r"\SystemRoot\WinSxS\pending.xml", 0)
+                    .operations
+                    .len()
+            })
         });
     }
     group.finish();
@@ -121,6 +153,22 @@ fn replay_and_report(c: &mut Criterion) {
                 replay(&[&queue.operations], &volumes, ReplayOptions::default())
                     .outcomes
                     .len()
+            })
+        });
+        // The same renames from an action list instead of the registry.
+        let list = read_action_list(&action_list_xml(*size)).unwrap();
+        let listed = decode_action_list(&list, r"\SystemRoot\WinSxS\pending.xml", 0);
+        group.bench_function(BenchmarkId::new("action_list", size), |b| {
+            b.iter(|| {
+                let mut volumes = Volumes::new('C');
+                volumes.add_drive('C', Box::new(DirVolume::new(dir.path())));
+                replay(
+                    &[&[], &listed.operations],
+                    &volumes,
+                    ReplayOptions::default(),
+                )
+                .outcomes
+                .len()
             })
         });
     }
