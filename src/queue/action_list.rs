@@ -178,6 +178,91 @@ pub enum ActionListError {
     WrongRoot { name: String },
 }
 
+/// The action list a poqexec command names (a `SetupExecute` entry, a `PoqexecCmdline`
+/// string), or `None` when the command does not start poqexec or names no list: its last
+/// argument that is not a `/switch`, quotes removed, `%SystemRoot%` (any case) turned into
+/// `\SystemRoot` so that it maps onto the volumes as the other forms do.
+///
+/// `poqexec.exe /display_progress \SystemRoot\WinSxS\pending.xml` names
+/// `\SystemRoot\WinSxS\pending.xml`; `C:\Windows\System32\poqexec.exe` and a quoted
+/// program path are poqexec too.
+pub fn list_named_by(command: &str) -> Option<String> {
+    let arguments = split_command(command);
+    let (program, rest) = arguments.split_first()?;
+    let name = program.rsplit(['\\', '/']).next().unwrap_or(program);
+    if !name.eq_ignore_ascii_case("poqexec.exe") && !name.eq_ignore_ascii_case("poqexec") {
+        return None;
+    }
+    let list = rest.iter().rev().find(|a| !a.starts_with('/'))?;
+    Some(expand_system_root(list))
+}
+
+/// Splits a command line as Windows programs do for the simple cases: spaces separate, double
+/// quotes group (and are removed).
+fn split_command(command: &str) -> Vec<String> {
+    let mut arguments = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in command.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' | '\t' if !quoted => {
+                if any {
+                    arguments.push(std::mem::take(&mut current));
+                    any = false;
+                }
+            }
+            _ => {
+                current.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        arguments.push(current);
+    }
+    arguments
+}
+
+fn expand_system_root(path: &str) -> String {
+    const VARIABLE: &str = "%SystemRoot%";
+    match path.get(..VARIABLE.len()) {
+        Some(head) if head.eq_ignore_ascii_case(VARIABLE) => {
+            format!("\\SystemRoot{}", &path[VARIABLE.len()..])
+        }
+        _ => path.to_string(),
+    }
+}
+
+/// COMPONENTS `PendingXmlIdentifier` as text: REG_BINARY holding UTF-16LE without a NUL
+/// (a trailing NUL, should one be there, is not part of it); `None` for bytes that are not
+/// UTF-16 text.
+pub fn components_identifier(bytes: &[u8]) -> Option<String> {
+    if bytes.len() % 2 != 0 {
+        return None;
+    }
+    let units = bytes
+        .chunks_exact(2)
+        .map(|pair| u16::from_le_bytes([pair[0], pair[1]]));
+    let text = char::decode_utf16(units)
+        .collect::<Result<String, _>>()
+        .ok()?;
+    Some(text.trim_end_matches('\0').to_string())
+}
+
+/// The gate: poqexec runs a list only when its `Identifier` is COMPONENTS'. Hex digits are
+/// compared ignoring case (assumed: servicing writes both in lower case).
+pub fn identifier_admits(list: &ActionList, components: Option<&str>) -> bool {
+    match (&list.identifier, components) {
+        (Some(list), Some(components)) => list.eq_ignore_ascii_case(components),
+        _ => false,
+    }
+}
+
 /// Reads an action list within [`SIZE_LIMIT`] and [`DEPTH_LIMIT`].
 pub fn read_action_list(bytes: &[u8]) -> Result<ActionList, ActionListError> {
     read_with_limits(bytes, SIZE_LIMIT, DEPTH_LIMIT)

@@ -171,3 +171,61 @@ fn declared_entities_are_not_expanded() {
     let list = read_action_list(b"<PendingTransaction Identifier=\"&lt;&#x41;&gt;\"/>").unwrap();
     assert_eq!(list.identifier.as_deref(), Some("<A>"));
 }
+
+#[test]
+fn the_list_a_poqexec_command_names() {
+    for (command, list) in [
+        (
+            r"C:\Windows\System32\poqexec.exe /display_progress \SystemRoot\WinSxS\pending.xml",
+            Some(r"\SystemRoot\WinSxS\pending.xml"),
+        ),
+        (
+            r"poqexec.exe /display_progress \??\C:\Users\a\Desktop\pending.xml",
+            Some(r"\??\C:\Users\a\Desktop\pending.xml"),
+        ),
+        (
+            r#""C:\Program Files\x\POQEXEC.EXE" "C:\Users\a b\pending.xml" /log"#,
+            Some(r"C:\Users\a b\pending.xml"),
+        ),
+        (
+            r"%systemroot%\system32\poqexec.exe %SystemRoot%\WinSxS\pending.xml",
+            Some(r"\SystemRoot\WinSxS\pending.xml"),
+        ),
+        (r"autocheck autochk *", None),
+        (r"poqexec.exe /display_progress", None),
+        ("", None),
+    ] {
+        assert_eq!(list_named_by(command).as_deref(), list, "{command}");
+    }
+}
+
+#[test]
+fn the_identifier_gate() {
+    let utf16 = |s: &str| {
+        s.encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect::<Vec<u8>>()
+    };
+    let id = "916ae75edb30da0146730000dc1be027";
+    assert_eq!(components_identifier(&utf16(id)).as_deref(), Some(id));
+    assert_eq!(
+        components_identifier(&utf16(&format!("{id}\0"))).as_deref(),
+        Some(id)
+    );
+    assert_eq!(components_identifier(&[0x41]), None);
+    assert_eq!(
+        components_identifier(&[0x00, 0xd8]),
+        None,
+        "a lone surrogate"
+    );
+    let list = read_action_list(&template()).unwrap();
+    assert!(identifier_admits(&list, Some(id)));
+    assert!(identifier_admits(&list, Some(&id.to_uppercase())));
+    assert!(!identifier_admits(
+        &list,
+        Some("00000000000000000000000000000000")
+    ));
+    assert!(!identifier_admits(&list, None));
+    let without = read_action_list(b"<PendingTransaction/>").unwrap();
+    assert!(!identifier_admits(&without, Some(id)));
+}
