@@ -67,7 +67,8 @@ impl Volume for DirVolume {
     }
 
     fn open(&self, file: &[OsString]) -> io::Result<Evidence> {
-        Evidence::open(&self.host_path(file))
+        // Asked only of what a listing reported as a regular file (the trait's contract).
+        Evidence::open_listed(&self.host_path(file))
     }
 
     fn read_link(&self, link: &[OsString]) -> io::Result<PathBuf> {

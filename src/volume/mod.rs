@@ -87,7 +87,10 @@ pub trait Volume: Send + Sync {
     fn metadata(&self, path: &[OsString]) -> io::Result<EntryMetadata>;
     /// The bytes of the regular file `file`, mapped or read, read-only and without changing
     /// its access time where the host allows. An error for anything that is not a regular
-    /// file: reading a FIFO or a device could block forever.
+    /// file: reading a FIFO or a device could block forever. Callers ask only for what
+    /// [`Volume::list`] or [`Volume::metadata`] reported as a regular file, so an
+    /// implementation need not look at the path again before it opens it; it must still refuse
+    /// what the open finds to be something else.
     fn open(&self, file: &[OsString]) -> io::Result<Evidence>;
     /// The target of the link `link`, as stored: the resolver takes a relative one from the
     /// link's folder (`\` and `/` both separate), a rooted one (`/x`, or `\x`, `C:\x` on
