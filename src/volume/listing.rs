@@ -47,10 +47,12 @@ impl Listing {
         let mut folded_ends = Vec::with_capacity(entries.len());
         let mut undecodable = Vec::new();
         for (index, entry) in entries.iter().enumerate() {
-            if entry.name.to_str().is_none() {
+            // One look at the bytes: a name that is not valid Unicode comes back owned.
+            let name = entry.name.to_string_lossy();
+            if matches!(name, std::borrow::Cow::Owned(_)) {
                 undecodable.push(index as u32);
             }
-            folded.extend(entry.name.to_string_lossy().chars().map(fold_char));
+            folded.extend(name.chars().map(fold_char));
             folded_ends.push(folded.len() as u32);
         }
         folded.shrink_to_fit();
