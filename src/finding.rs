@@ -21,6 +21,8 @@ pub struct Finding {
 pub enum Severity {
     Info,
     Warning,
+    /// An indicator of an attack on the boot (an action list shaped like Windows Downdate's).
+    Alert,
 }
 
 impl Finding {
@@ -36,6 +38,15 @@ impl Finding {
     pub fn warning(code: &'static str, message: String) -> Finding {
         Finding {
             severity: Severity::Warning,
+            code,
+            message,
+            detail: None,
+        }
+    }
+
+    pub fn alert(code: &'static str, message: String) -> Finding {
+        Finding {
+            severity: Severity::Alert,
             code,
             message,
             detail: None,

@@ -183,7 +183,13 @@ pub fn to_json_line<W: io::Write + ?Sized, T: serde::Serialize + ?Sized>(
 /// ([`to_json_pretty`], where they are `\uXXXX` or `\n`): the same data for any YAML reader,
 /// in another layout, and one line of it is one line on screen.
 pub fn to_yaml<T: serde::Serialize>(value: &T) -> io::Result<String> {
-    let text = serde_saphyr::to_string(value).map_err(io::Error::other)?;
+    // Without block scalars for long strings (on by default, and folded at 80 characters):
+    // a long path or message stays one plain or quoted line, and the JSON form below is left
+    // for what needs escapes.
+    let options = serde_saphyr::ser_options! {
+        prefer_block_scalars: false,
+    };
+    let text = serde_saphyr::to_string_with_options(value, options).map_err(io::Error::other)?;
     let raw = text.chars().any(|c| is_unsafe(c) && c != '\n');
     if !raw && !text.lines().any(is_block_scalar_header) {
         return Ok(text);

@@ -14,9 +14,14 @@
 //! it puts there, B the version on disk before the boot, M the highest version that an earlier
 //! rename of this boot put there and a later rename overwrote.
 
+mod action_lists;
 mod verdict;
 mod view;
 
+pub use action_lists::{
+    find_action_lists, ActionListSection, ActionLists, ComponentsValues, RegisteredBy,
+    Registrations, SoftwareValues, DEFAULT_LIST,
+};
 pub use verdict::{Reason, Verdict};
 
 use std::sync::Arc;

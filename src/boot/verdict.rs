@@ -74,6 +74,8 @@ pub enum Reason {
     Fixed(&'static str),
     /// A sentence about this operation only.
     Text(Box<str>),
+    /// A sentence shared by many operations (every operation of a list that will not run).
+    Shared(std::sync::Arc<str>),
     /// Why a path of the operation cannot be mapped onto the volumes (boxed: rare, and the
     /// reason of every operation is kept).
     Unresolved(Box<Unresolved>),
@@ -100,6 +102,7 @@ impl fmt::Display for Reason {
         match self {
             Reason::Fixed(text) => f.write_str(text),
             Reason::Text(text) => f.write_str(text),
+            Reason::Shared(text) => f.write_str(text),
             Reason::Unresolved(why) => why.fmt(f),
             Reason::Downgrade { staged, on_disk } => {
                 write!(f, "puts version {staged} in place of version {on_disk} that is on disk")

@@ -5,9 +5,15 @@ use std::path::{Path, PathBuf};
 use miette::Diagnostic;
 use thiserror::Error;
 
-use crate::boot::{self, ReplayOptions};
+use crate::boot::{
+    self, find_action_lists, ActionLists, ComponentsValues, Reason, Registrations, Replay,
+    ReplayOptions, SoftwareValues, Verdict,
+};
 use crate::finding::Finding;
-use crate::hive::{self, ControlSetChoice, HiveError, LogChoice, RawValue, SystemHive};
+use crate::hive::{
+    self, ControlSetChoice, HiveError, LogChoice, OpenedServicing, RawValue, ServicingHive,
+    ServicingRole, SystemHive,
+};
 use crate::queue::{self, Operation, Queue};
 use crate::report::{
     hive_section, other_control_sets, time, InputFile, Provenance, Report, ReportParts, Tool,
@@ -32,6 +38,10 @@ pub struct CheckOptions {
     pub root: Option<PathBuf>,
     /// The SYSTEM hive; default `ROOT/Windows/System32/config/SYSTEM`, found case-insensitively.
     pub hive: Option<PathBuf>,
+    /// The SOFTWARE hive; default: beside SYSTEM, any case.
+    pub software: Option<PathBuf>,
+    /// The COMPONENTS hive; default: beside SYSTEM, any case.
+    pub components: Option<PathBuf>,
     /// Further volumes: drive letter and directory.
     pub drives: Vec<(char, PathBuf)>,
     /// Volumes by `\Device\HarddiskVolumeN` number and directory.
@@ -51,6 +61,8 @@ impl Default for CheckOptions {
         CheckOptions {
             root: None,
             hive: None,
+            software: None,
+            components: None,
             drives: Vec::new(),
             devices: Vec::new(),
             system_drive: 'C',
@@ -95,6 +107,12 @@ impl CheckOptions {
                 evidence.folder("the hive's folder", folder);
             } else {
                 evidence.folder("the hive's folder", Path::new("."));
+            }
+        }
+        for hive in self.software.iter().chain(&self.components) {
+            evidence.file(hive);
+            if let Some(folder) = hive.parent().filter(|p| !p.as_os_str().is_empty()) {
+                evidence.folder("the folder of a hive named", folder);
             }
         }
         if let LogChoice::Files(logs) = &self.logs {
@@ -151,6 +169,8 @@ pub struct Inspection {
     pub pending: Vec<RawValue>,
     /// Its decoded queue.
     pub queue: Queue,
+    /// The servicing action lists of the next boot, read and gated.
+    pub lists: ActionLists,
     parts: ReportParts,
 }
 
@@ -202,7 +222,42 @@ impl Inspection {
             size: std::fs::metadata(&log.name).map_or(0, |m| m.len()),
             sha256: (options.hash != HashMode::None).then(|| log.sha256.clone()),
         }));
+        let trusted_installer_start = hive::read_key_values(
+            loaded.bytes(),
+            &[
+                &format!("ControlSet{used:03}"),
+                "Services",
+                "TrustedInstaller",
+            ],
+            &["Start"],
+        )
+        .ok()
+        .and_then(|values| values.get("Start").and_then(|v| dword(&v.bytes)));
         drop(loaded);
+        let hashing = options.hash != HashMode::None;
+        let open_servicing = |role, named: &Option<PathBuf>| {
+            let path = match named {
+                Some(path) => Ok(Some(path.clone())),
+                None => hive::servicing_hive_beside(&hive_path, role),
+            };
+            hive::open_servicing(role, path, &options.logs, hashing, options.root.is_some())
+        };
+        let software = open_servicing(ServicingRole::Software, &options.software);
+        let components = open_servicing(ServicingRole::Components, &options.components);
+        for opened in [&software, &components] {
+            findings.extend(opened.findings.iter().cloned());
+            if let Some(path) = &opened.hive.path.as_ref().filter(|_| opened.hive.read) {
+                inputs.push(InputFile {
+                    role: match opened.hive.role {
+                        ServicingRole::Software => "software",
+                        ServicingRole::Components => "components",
+                    },
+                    path: path.to_string(),
+                    size: opened.hive.size.unwrap_or_default(),
+                    sha256: opened.hive.sha256.clone(),
+                });
+            }
+        }
         volumes.set_volume_guids(volume::volume_letters(&system.mounted_devices));
         let windows_directory = volumes.find_windows_dir();
         let other_control_sets = other_control_sets(&system, used);
@@ -214,7 +269,7 @@ impl Inspection {
                 format!("ControlSet{used:03} has no Control\\Session Manager key"),
             ));
         }
-        let provenance = Provenance {
+        let mut provenance = Provenance {
             tool: Tool::default(),
             command_line: options.command_line.clone(),
             started,
@@ -227,12 +282,68 @@ impl Inspection {
         let pending = std::mem::take(&mut session.pending);
         let queue = queue::decode_registry(&pending);
         findings.extend(queue.findings.iter().cloned());
+        let registrations = Registrations {
+            setup_execute: system
+                .control_sets
+                .iter()
+                .filter_map(|set| match &set.setup_execute {
+                    Some(Ok(value)) => Some((set.control_set, value.clone())),
+                    _ => None,
+                })
+                .collect(),
+            next_control_set: used,
+            software: software.hive.read.then(|| SoftwareValues {
+                poqexec_cmdline: software.values.get("PoqexecCmdline").cloned(),
+                dont_run_poqexec_in_smss: software.values.get("DontRunPoqexecInSmss").cloned(),
+            }),
+            components: components.hive.read.then(|| ComponentsValues {
+                pending_xml_identifier: components.values.get("PendingXmlIdentifier").cloned(),
+                state: components
+                    .values
+                    .values
+                    .iter()
+                    .filter(|v| v.name != "PendingXmlIdentifier")
+                    .cloned()
+                    .collect(),
+            }),
+            trusted_installer_start,
+            hash: hashing,
+        };
+        let mut lists = find_action_lists(&registrations, &volumes, queue.operations.len());
+        if lists.sections.is_empty() {
+            // No list to gate: COMPONENTS would have changed nothing (older Windows has none).
+            for finding in findings
+                .iter_mut()
+                .filter(|f| f.code == "components-hive-missing")
+            {
+                finding.severity = crate::finding::Severity::Info;
+            }
+        }
+        findings.extend(lists.findings.iter().cloned());
+        provenance
+            .inputs
+            .extend(lists.inputs.iter().map(|(path, size, sha256)| InputFile {
+                role: "action-list",
+                path: path.clone(),
+                size: *size,
+                sha256: sha256.clone(),
+            }));
+        let servicing_hives = [software, components]
+            .into_iter()
+            .map(|opened: OpenedServicing| opened.hive)
+            .collect::<Vec<ServicingHive>>();
+        let action_lists = std::mem::take(&mut lists.sections);
+        let lists_not_examined = std::mem::take(&mut lists.not_examined);
         Ok(Inspection {
             volumes,
             used,
             pending,
             queue,
+            lists,
             parts: ReportParts {
+                action_lists,
+                lists_not_examined,
+                servicing_hives,
                 provenance,
                 hive,
                 chosen,
@@ -246,15 +357,39 @@ impl Inspection {
         })
     }
 
-    /// Replays `operations` (the decoded queue, or a changed one) and builds the report.
-    pub fn report(self, operations: Vec<Operation>, options: &CheckOptions) -> Report {
-        let replay = boot::replay(
-            &[&operations],
-            &self.volumes,
+    /// Replays `registry` (the decoded rename queue, or a changed one) and then the action
+    /// lists that run, as the next boot will.
+    pub fn replay(&self, registry: &[Operation], options: ReplayOptions) -> Replay {
+        boot::replay(&[registry, &self.lists.running], &self.volumes, options)
+    }
+
+    /// Replays `operations` (the decoded queue, or a changed one) with the action lists and
+    /// builds the report. The operations of lists that will not run follow, each `no-effect`
+    /// with why.
+    pub fn report(mut self, mut operations: Vec<Operation>, options: &CheckOptions) -> Report {
+        let mut replay = self.replay(
+            &operations,
             ReplayOptions {
                 hash_files: options.hash == HashMode::All,
             },
         );
+        operations.append(&mut self.lists.running);
+        for (listed, why) in std::mem::take(&mut self.lists.not_running) {
+            replay.outcomes.extend(listed.iter().map(|_| boot::Outcome {
+                verdict: Verdict::NoEffect,
+                reason: Reason::Shared(why.clone()),
+                source_file: None,
+                target_file: None,
+                overwritten_staged_version: None,
+                superseded_by: None,
+            }));
+            operations.extend(listed);
+        }
         Report::build(self.parts, operations, replay, &self.volumes)
     }
+}
+
+/// A REG_DWORD's number.
+fn dword(bytes: &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?))
 }

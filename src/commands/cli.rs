@@ -98,6 +98,14 @@ pub struct InputArgs {
     /// The SYSTEM hive [default: ROOT/Windows/System32/config/SYSTEM, any case].
     #[arg(long, value_name = "FILE")]
     hive: Option<PathBuf>,
+    /// The SOFTWARE hive, for the action list PoqexecCmdline names [default: beside SYSTEM,
+    /// any case].
+    #[arg(long, value_name = "FILE")]
+    software: Option<PathBuf>,
+    /// The COMPONENTS hive, for the action list's identifier gate [default: beside SYSTEM,
+    /// any case].
+    #[arg(long, value_name = "FILE")]
+    components: Option<PathBuf>,
     /// Another volume of the image: drive letter and directory (repeatable).
     #[arg(long = "drive", value_name = "X:=DIR", value_parser = parse_drive)]
     drives: Vec<(char, PathBuf)>,
@@ -130,6 +138,8 @@ impl InputArgs {
         CheckOptions {
             root: self.root.clone(),
             hive: self.hive.clone(),
+            software: self.software.clone(),
+            components: self.components.clone(),
             drives: self.drives.clone(),
             devices: self.devices.clone(),
             system_drive: self.system_drive,
@@ -153,11 +163,12 @@ pub struct CheckArgs {
     inputs: InputArgs,
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     format: FormatArg,
-    /// Verdicts that make the exit status 1: a comma list, or `never`.
+    /// Verdicts that make the exit status 1, and `alert` for alert findings (an action list
+    /// shaped like Windows Downdate's): a comma list, or `never`.
     #[arg(
         long,
         value_name = "LIST|never",
-        default_value = "downgrade,overridden"
+        default_value = "downgrade,overridden,alert"
     )]
     fail_on: FailOn,
 }

@@ -16,7 +16,7 @@ use miette::Diagnostic;
 use thiserror::Error;
 
 use super::check::{CheckError, CheckOptions, Inspection};
-use crate::boot::{self, ReplayOptions, Verdict};
+use crate::boot::{ReplayOptions, Verdict};
 use crate::hive::RawValue;
 use crate::output::{OutputError, OutputFile};
 use crate::queue::{multi_sz, Action, Operation};
@@ -156,9 +156,11 @@ pub fn plan(options: &CheckOptions) -> Result<FixPlan, CheckError> {
     // Each round removes at least one operation, so this ends.
     loop {
         rounds += 1;
-        let replay = boot::replay(&[&current], &inspection.volumes, replay_options);
+        // The action lists run after the rename queue and count toward its verdicts, but only
+        // the rename queue's own operations can be removed from its values.
+        let replay = inspection.replay(&current, replay_options);
         let mut any = false;
-        for (index, outcome) in replay.outcomes.iter().enumerate() {
+        for (index, outcome) in replay.outcomes.iter().take(original.len()).enumerate() {
             if matches!(outcome.verdict, Verdict::Downgrade | Verdict::Overridden)
                 && !removed.contains_key(&index)
             {

@@ -12,12 +12,17 @@ mod key_values;
 mod load;
 pub mod log;
 mod mounted_devices;
+mod servicing;
 
 pub use base_block::{checksum, BaseBlock, BASE_BLOCK_SIZE};
 pub use control_set::{ChosenBy, ChosenControlSet, ControlSetChoice, Select};
 pub use key_values::{read_key_values, KeyValues};
 pub use load::{is_stdin, load, logs_beside, LoadedHive, LogChoice};
 pub use mounted_devices::{MountedDevice, VolumeIdentity};
+pub use servicing::{
+    open_servicing, servicing_hive_beside, OpenedServicing, ServicingHive, ServicingRole,
+    ServicingValue,
+};
 
 use miette::Diagnostic;
 use nt_hive::{Hive, KeyNode, KeyValue, KeyValueDataType, NtHiveError};

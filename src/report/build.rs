@@ -1,10 +1,10 @@
 //! Building the report from what each stage gave: the hive as read, the control set chosen,
 //! the volumes, the queue and its replay.
 
-use crate::boot::Replay;
+use crate::boot::{ActionListSection, Replay};
 use crate::finding::Finding;
 use crate::hive::log::LogUse;
-use crate::hive::{ChosenControlSet, LoadedHive, MountedDevice, Select, SystemHive};
+use crate::hive::{ChosenControlSet, LoadedHive, MountedDevice, Select, ServicingHive, SystemHive};
 use crate::queue::{self, Operation};
 use crate::volume::{Problem, Volumes};
 
@@ -25,6 +25,10 @@ pub struct ReportParts {
     pub windows_directory: Option<String>,
     pub other_control_sets: Vec<OtherControlSet>,
     pub findings: Vec<Finding>,
+    pub servicing_hives: Vec<ServicingHive>,
+    pub action_lists: Vec<ActionListSection>,
+    /// Action lists that exist and could not be read.
+    pub lists_not_examined: Vec<String>,
 }
 
 impl Report {
@@ -37,7 +41,10 @@ impl Report {
     ) -> Report {
         let operations = Operations::new(operations, replay.outcomes);
         let mut findings = parts.findings;
-        let not_examined = volume_problems(volumes, &mut findings);
+        let mut not_examined = volume_problems(volumes, &mut findings);
+        not_examined.extend(parts.lists_not_examined);
+        not_examined.sort();
+        not_examined.dedup();
         let select = parts.select;
         Report {
             tool: Tool::default(),
@@ -59,6 +66,8 @@ impl Report {
             operations,
             files: replay.changes,
             other_control_sets: parts.other_control_sets,
+            servicing_hives: parts.servicing_hives,
+            action_lists: parts.action_lists,
             findings,
             not_examined,
         }

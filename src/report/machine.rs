@@ -131,7 +131,8 @@ pub fn write_yaml<W: Write + ?Sized>(report: &Report, out: &mut W) -> io::Result
     out.write_all(text.as_bytes())
 }
 
-fn serde_plain<T: serde::Serialize>(value: &T) -> String {
+/// A unit enum's serialised name (`"rename"`, `"SetupExecute"`).
+pub(super) fn serde_plain<T: serde::Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(s)) => s,
         Ok(other) => other.to_string(),

@@ -57,6 +57,10 @@ pub struct Report {
     pub files: Vec<FileChange>,
     /// Queues of the other control sets, never mixed into `operations`.
     pub other_control_sets: Vec<OtherControlSet>,
+    /// SOFTWARE and COMPONENTS as read (they name and gate the action lists).
+    pub servicing_hives: Vec<crate::hive::ServicingHive>,
+    /// Every candidate servicing action list, whether it runs at the next boot and why.
+    pub action_lists: Vec<crate::boot::ActionListSection>,
     pub findings: Vec<Finding>,
     /// Files and folders the check needed but could not read or compare (each is also a
     /// warning finding): a report with any exits 2, after it is written.
@@ -380,16 +384,23 @@ impl Serialize for Summary {
     }
 }
 
-/// `--fail-on`: which verdicts make the exit status 1.
+/// `--fail-on`: which verdicts, and whether alert findings, make the exit status 1.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FailOn {
     Never,
-    Any(BTreeSet<Verdict>),
+    Any {
+        verdicts: BTreeSet<Verdict>,
+        /// Findings of severity `alert` (the word `alert`).
+        alerts: bool,
+    },
 }
 
 impl Default for FailOn {
     fn default() -> FailOn {
-        FailOn::Any([Verdict::Downgrade, Verdict::Overridden].into())
+        FailOn::Any {
+            verdicts: [Verdict::Downgrade, Verdict::Overridden].into(),
+            alerts: true,
+        }
     }
 }
 
@@ -400,21 +411,26 @@ impl std::str::FromStr for FailOn {
         if text.trim() == "never" {
             return Ok(FailOn::Never);
         }
-        let mut set = BTreeSet::new();
+        let mut verdicts = BTreeSet::new();
+        let mut alerts = false;
         for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            if word == "alert" {
+                alerts = true;
+                continue;
+            }
             let verdict = Verdict::parse(word).ok_or_else(|| {
                 let words: Vec<&str> = Verdict::ALL.iter().map(|v| v.as_str()).collect();
                 format!(
-                    "`{word}` is not a verdict; use `never` or a comma list of: {}",
+                    "`{word}` is not a verdict; use `never` or a comma list of: {}, alert",
                     words.join(", ")
                 )
             })?;
-            set.insert(verdict);
+            verdicts.insert(verdict);
         }
-        if set.is_empty() {
-            return Err("give `never` or at least one verdict".into());
+        if verdicts.is_empty() && !alerts {
+            return Err("give `never` or at least one verdict or `alert`".into());
         }
-        Ok(FailOn::Any(set))
+        Ok(FailOn::Any { verdicts, alerts })
     }
 }
 
@@ -433,7 +449,7 @@ impl Report {
     /// accept that (`--allow-dirty`): then no answer from it passes, and nothing is written
     /// from it.
     pub fn hive_unaccepted(&self, allow_dirty: bool) -> bool {
-        self.hive.incomplete && !allow_dirty
+        (self.hive.incomplete || self.servicing_hives.iter().any(|h| h.incomplete)) && !allow_dirty
     }
 
     /// Why the exit status is 2 although the report was written, if it is.
@@ -449,6 +465,16 @@ impl Report {
             ));
         }
         let hive = &self.hive;
+        if let Some(other) = self
+            .servicing_hives
+            .iter()
+            .find(|h| h.incomplete && !allow_dirty && !hive.incomplete)
+        {
+            return Some(format!(
+                "the {} hive is dirty and could not be recovered completely with its transaction logs, so the action lists may be judged on missing values. Use --allow-dirty to accept it as it was read",
+                other.role.file_name()
+            ));
+        }
         if self.hive_unaccepted(allow_dirty) {
             let has = |code: &str| self.findings.iter().any(|f| f.code == code);
             let why = if has("logs-ignored") {
@@ -468,6 +494,13 @@ impl Report {
         None
     }
 
+    /// A finding of severity `alert`: an indicator of an attack on the boot.
+    pub fn has_alert(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.severity == crate::finding::Severity::Alert)
+    }
+
     /// The exit status for this report.
     pub fn exit_status(&self, fail_on: &FailOn, allow_dirty: bool) -> u8 {
         if !self.not_examined.is_empty() || self.hive_unaccepted(allow_dirty) {
@@ -475,7 +508,9 @@ impl Report {
         }
         let failing = match fail_on {
             FailOn::Never => false,
-            FailOn::Any(set) => set.iter().any(|&v| self.summary.count(v) > 0),
+            FailOn::Any { verdicts, alerts } => {
+                verdicts.iter().any(|&v| self.summary.count(v) > 0) || (*alerts && self.has_alert())
+            }
         };
         if failing {
             exit::FINDINGS
@@ -522,7 +557,21 @@ mod tests {
         assert_eq!("never".parse::<FailOn>(), Ok(FailOn::Never));
         assert_eq!(
             "downgrade, no-effect".parse::<FailOn>(),
-            Ok(FailOn::Any([Verdict::Downgrade, Verdict::NoEffect].into()))
+            Ok(FailOn::Any {
+                verdicts: [Verdict::Downgrade, Verdict::NoEffect].into(),
+                alerts: false
+            })
+        );
+        assert_eq!(
+            "downgrade,overridden,alert".parse::<FailOn>(),
+            Ok(FailOn::default())
+        );
+        assert_eq!(
+            "alert".parse::<FailOn>(),
+            Ok(FailOn::Any {
+                verdicts: BTreeSet::new(),
+                alerts: true
+            })
         );
         assert!("downgrades"
             .parse::<FailOn>()

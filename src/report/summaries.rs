@@ -116,6 +116,7 @@ impl Recovered {
         writeln!(w, "wrote {} (sha256 {})", shown(&self.out), self.sha256)?;
         for finding in &self.findings {
             let label = match finding.severity {
+                Severity::Alert => "ALERT",
                 Severity::Warning => "warning",
                 Severity::Info => "note",
             };

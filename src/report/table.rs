@@ -137,11 +137,67 @@ pub fn write_table<W: Write + ?Sized>(
             plural(other.operations)
         )?;
     }
+    for hive in report.servicing_hives.iter().filter(|h| h.read) {
+        let state = match (hive.dirty, hive.recovered) {
+            (false, _) => "clean",
+            (true, true) => "dirty on disk, recovered with its transaction logs",
+            (true, false) => "DIRTY, transaction logs not applied",
+        };
+        let label = match hive.role {
+            crate::hive::ServicingRole::Software => "SOFTWARE",
+            crate::hive::ServicingRole::Components => "COMPONENTS",
+        };
+        writeln!(
+            out,
+            "{label:<12} {} ({state})",
+            shown(hive.path.as_deref().unwrap_or(""))
+        )?;
+    }
+    for list in &report.action_lists {
+        let by: Vec<String> = list
+            .registered_by
+            .iter()
+            .map(super::machine::serde_plain)
+            .collect();
+        writeln!(
+            out,
+            "Action list  {}  (registered by {})",
+            shown(&list.path),
+            by.join(", ")
+        )?;
+        if let Some(host) = &list.host_path {
+            writeln!(out, "             at {}", shown(host))?;
+        }
+        let runs = if list.runs_next_boot {
+            style.paint("runs at the next boot", "1")
+        } else {
+            "does not run at the next boot".to_string()
+        };
+        writeln!(out, "             {runs}: {}", shown(&list.why))?;
+        if !list.primitives.is_empty() {
+            let counts: Vec<String> = list
+                .primitives
+                .iter()
+                .map(|(name, count)| format!("{name} {count}"))
+                .collect();
+            writeln!(
+                out,
+                "             first POQ: {}; {} file operation{} below",
+                shown(&counts.join(", ")),
+                list.operations,
+                plural(list.operations)
+            )?;
+        }
+        for note in &list.notes {
+            writeln!(out, "             note: {}", shown(note))?;
+        }
+    }
 
     if !report.findings.is_empty() {
         writeln!(out)?;
         for finding in &report.findings {
             let label = match finding.severity {
+                Severity::Alert => style.paint("ALERT", "1;31"),
                 Severity::Warning => style.paint("warning", "33"),
                 Severity::Info => "note".to_string(),
             };
@@ -151,7 +207,10 @@ pub fn write_table<W: Write + ?Sized>(
 
     writeln!(out)?;
     if report.operations.is_empty() {
-        writeln!(out, "No pending file operations in this control set.")?;
+        writeln!(
+            out,
+            "No pending file operations in this control set or in an action list."
+        )?;
     }
     for report_op in report.operations.iter() {
         let (op, outcome) = (report_op.operation, report_op.outcome);
@@ -236,6 +295,24 @@ pub fn write_table<W: Write + ?Sized>(
                 &format!(
                     "{bad} operation{} would downgrade a file or lose a queued fix",
                     plural(bad)
+                ),
+                "1;31"
+            )
+        )?;
+    }
+    let alerts = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Alert)
+        .count();
+    if alerts > 0 {
+        writeln!(
+            out,
+            "{}",
+            style.paint(
+                &format!(
+                    "{alerts} alert{}: the servicing action lists bear the marks of an attack on the boot (Windows Downdate); see the ALERT lines above",
+                    plural(alerts)
                 ),
                 "1;31"
             )

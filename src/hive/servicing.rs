@@ -1,0 +1,309 @@
+//! The servicing hives beside SYSTEM: SOFTWARE (the poqexec command servicing registered,
+//! `PoqexecCmdline`) and COMPONENTS (the action list's identifier gate). Each is opened as
+//! SYSTEM is (mapped, its logs replayed when dirty); one that is missing or damaged is a
+//! finding, never an error: the rename queue does not depend on it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{load, read_key_values, HiveError, KeyValues, LogChoice, RawValue};
+use crate::evidence::ListedKind;
+use crate::finding::Finding;
+
+/// Which servicing hive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServicingRole {
+    Software,
+    Components,
+}
+
+impl ServicingRole {
+    /// The file name in `System32\config`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            ServicingRole::Software => "SOFTWARE",
+            ServicingRole::Components => "COMPONENTS",
+        }
+    }
+
+    /// The key below the hive's root and the values read there.
+    fn wanted(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            ServicingRole::Software => (
+                &[
+                    "Microsoft",
+                    "Windows",
+                    "CurrentVersion",
+                    "SideBySide",
+                    "Configuration",
+                ],
+                &["PoqexecCmdline", "DontRunPoqexecInSmss"],
+            ),
+            ServicingRole::Components => (
+                &[],
+                &[
+                    "PendingXmlIdentifier",
+                    "PoqexecFailure",
+                    "ExecutionState",
+                    "RepairTransactionPended",
+                ],
+            ),
+        }
+    }
+
+    fn missing_code(self) -> &'static str {
+        match self {
+            ServicingRole::Software => "software-hive-missing",
+            ServicingRole::Components => "components-hive-missing",
+        }
+    }
+
+    fn unreadable_code(self) -> &'static str {
+        match self {
+            ServicingRole::Software => "software-hive-unreadable",
+            ServicingRole::Components => "components-hive-unreadable",
+        }
+    }
+}
+
+/// One servicing hive as read: the report's `servicing_hives` entry.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServicingHive {
+    pub role: ServicingRole,
+    /// Where it was found or named; `null` when there was nowhere to look.
+    pub path: Option<String>,
+    /// It was found and read.
+    pub read: bool,
+    pub size: Option<u64>,
+    pub sha256: Option<String>,
+    pub dirty: bool,
+    pub recovered: bool,
+    /// As for SYSTEM: dirty and not (completely) recovered. A gate treats it as not examined
+    /// unless `--allow-dirty`, since the values that decide the action list may be missing.
+    pub incomplete: bool,
+    pub logs_applied: Vec<String>,
+    /// Whether the key read exists (SOFTWARE's `SideBySide\Configuration`; COMPONENTS' root).
+    pub key_found: bool,
+    /// The values read, by name, as stored (type and hex), for the examiner.
+    pub values: Vec<ServicingValue>,
+    /// Why it was not read, when it was not.
+    pub problem: Option<String>,
+}
+
+/// A value read from a servicing hive, as stored.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServicingValue {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub data_type: String,
+    pub data: ValueData,
+}
+
+/// A value's data in the form that reads best: the strings of a string type, the number of a
+/// DWORD, hex otherwise.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum ValueData {
+    Strings(Vec<String>),
+    Number(u32),
+    Hex(String),
+}
+
+/// What was read from one servicing hive.
+#[derive(Debug)]
+pub struct OpenedServicing {
+    pub hive: ServicingHive,
+    pub values: KeyValues,
+    pub findings: Vec<Finding>,
+}
+
+/// Finds `role`'s hive in the folder of the SYSTEM hive, by name in any case (a regular file
+/// only; a link is reported and not followed, as for SYSTEM).
+pub fn servicing_hive_beside(
+    system: &Path,
+    role: ServicingRole,
+) -> Result<Option<PathBuf>, String> {
+    if super::is_stdin(system) {
+        return Ok(None);
+    }
+    let dir = match system.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let entries = crate::evidence::list_dir(dir)
+        .map_err(|err| format!("cannot list {}: {err}", dir.display()))?;
+    let wanted = role.file_name();
+    let Some(entry) = entries
+        .iter()
+        .find(|e| e.name.to_string_lossy().eq_ignore_ascii_case(wanted))
+    else {
+        return Ok(None);
+    };
+    let path = dir.join(&entry.name);
+    match entry.kind {
+        ListedKind::File => Ok(Some(path)),
+        ListedKind::Symlink => Err(format!(
+            "{} is a symbolic link, which is not followed: name the file with --{}",
+            path.display(),
+            wanted.to_ascii_lowercase()
+        )),
+        _ => Err(format!("{} is not a regular file", path.display())),
+    }
+}
+
+/// Opens `role`'s hive at `path` (`Err`: why there is none to open) and reads its values.
+/// `expected`: the system volume was given, so the hive should be there (a missing one is
+/// then a warning, not a note).
+pub fn open_servicing(
+    role: ServicingRole,
+    path: Result<Option<PathBuf>, String>,
+    logs: &LogChoice,
+    hashing: bool,
+    expected: bool,
+) -> OpenedServicing {
+    let name = role.file_name();
+    let mut hive = ServicingHive {
+        role,
+        path: None,
+        read: false,
+        size: None,
+        sha256: None,
+        dirty: false,
+        recovered: false,
+        incomplete: false,
+        logs_applied: Vec::new(),
+        key_found: false,
+        values: Vec::new(),
+        problem: None,
+    };
+    let mut findings = Vec::new();
+    let unread = |mut hive: ServicingHive, mut findings: Vec<Finding>, code, why: String| {
+        let message = format!(
+            "{name} hive {why}: the action lists are judged without {}",
+            match role {
+                ServicingRole::Software => "PoqexecCmdline",
+                ServicingRole::Components => "the identifier gate (a list is assumed to run)",
+            }
+        );
+        findings.push(if expected || code == role.unreadable_code() {
+            Finding::warning(code, message)
+        } else {
+            Finding::info(code, message)
+        });
+        hive.problem = Some(why);
+        OpenedServicing {
+            hive,
+            values: KeyValues::default(),
+            findings,
+        }
+    };
+    let path = match path {
+        Ok(Some(path)) => path,
+        Ok(None) => {
+            let why = format!(
+                "not found beside SYSTEM (--{} FILE names it)",
+                name.to_ascii_lowercase()
+            );
+            return unread(hive, findings, role.missing_code(), why);
+        }
+        Err(why) => {
+            return unread(
+                hive,
+                findings,
+                role.unreadable_code(),
+                format!("unusable: {why}"),
+            )
+        }
+    };
+    hive.path = Some(path.display().to_string());
+    // Its logs: beside it, unless the user ignored logs (named logs are SYSTEM's).
+    let logs = match logs {
+        LogChoice::Ignore => LogChoice::Ignore,
+        _ => LogChoice::Beside,
+    };
+    let loaded = match load(&path, &logs) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            let why = format!("unreadable: {}", error_chain(&err));
+            return unread(hive, findings, role.unreadable_code(), why);
+        }
+    };
+    findings.extend(loaded.findings.iter().cloned().map(|mut f| {
+        f.message = format!("{name} hive: {}", f.message);
+        f
+    }));
+    hive.size = Some(loaded.primary.len() as u64);
+    hive.sha256 = hashing.then(|| loaded.primary.sha256());
+    hive.dirty = loaded.base.is_dirty();
+    hive.recovered = loaded.is_recovered();
+    hive.incomplete = loaded.is_incomplete();
+    hive.logs_applied = loaded
+        .log_uses()
+        .iter()
+        .filter(|log| log.applied)
+        .map(|log| log.name.clone())
+        .collect();
+    let (key, names) = role.wanted();
+    match read_key_values(loaded.bytes(), key, names) {
+        Ok(values) => {
+            hive.read = true;
+            hive.key_found = values.key_found;
+            hive.values = values.values.iter().map(shown_value).collect();
+            OpenedServicing {
+                hive,
+                values,
+                findings,
+            }
+        }
+        Err(err) => {
+            let why = format!("unreadable: {}", error_chain(&err));
+            unread(hive, findings, role.unreadable_code(), why)
+        }
+    }
+}
+
+/// An error and its causes, as one sentence.
+fn error_chain(err: &HiveError) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn shown_value(value: &RawValue) -> ServicingValue {
+    let data = match value.data_type {
+        // REG_SZ, REG_EXPAND_SZ, REG_MULTI_SZ.
+        1 | 2 | 7 => {
+            let units: Vec<u16> = value
+                .bytes
+                .chunks_exact(2)
+                .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
+                .collect();
+            ValueData::Strings(
+                units
+                    .split(|&unit| unit == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from_utf16_lossy)
+                    .collect(),
+            )
+        }
+        4 if value.bytes.len() == 4 => ValueData::Number(u32::from_le_bytes([
+            value.bytes[0],
+            value.bytes[1],
+            value.bytes[2],
+            value.bytes[3],
+        ])),
+        _ => ValueData::Hex(value.bytes.iter().map(|b| format!("{b:02x}")).collect()),
+    };
+    ServicingValue {
+        name: value.name.clone(),
+        data_type: super::type_name(value.data_type),
+        data,
+    }
+}
