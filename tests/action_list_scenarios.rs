@@ -606,3 +606,93 @@ fn servicing_hives_read_back_with_hivex() {
         r"\??\C:\Users\victim\AppData\Local\Temp\pending.xml"
     );
 }
+
+/// The `.reg` sections under `key` (a hive's load key), as a file hivexregedit merges.
+fn sections_under(reg: &str, key: &str) -> String {
+    let mut out = String::from("Windows Registry Editor Version 5.00\n\n");
+    let mut inside = false;
+    for line in reg.lines() {
+        if let Some(header) = line.strip_prefix('[') {
+            inside = header.starts_with(key);
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn fix_can_disable_a_list_with_alerts_as_microsofts_recovery_does() {
+    let mut s = Scenario::new();
+    downdate(&mut s);
+    s.write_hive();
+    let out_dir = tempfile::tempdir().unwrap();
+    let fix = |extra: &[&str], name: &str| {
+        let out = out_dir.path().join(name);
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "fix".as_ref(),
+            s.root().as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        let (status, stdout, stderr) = support::nextboot(&args);
+        assert_eq!(status, 0, "{stderr}");
+        (stdout, support::reg_text(&std::fs::read(out).unwrap()))
+    };
+    let (stdout, reg) = fix(&[], "plain.reg");
+    assert!(
+        stdout.contains("--disable-action-list also disables it"),
+        "{stdout}"
+    );
+    assert!(!reg.contains("PendingXmlIdentifier\"=-"), "{reg}");
+    let (stdout, reg) = fix(&["--disable-action-list"], "disable.reg");
+    assert!(stdout.contains("disabled the action list"), "{stdout}");
+    assert!(stdout.contains("after the fix: 0 downgrade"), "{stdout}");
+    for expected in [
+        "[HKEY_LOCAL_MACHINE\\NB_COMPONENTS]\r\n\"PendingXmlIdentifier\"=-",
+        "[HKEY_LOCAL_MACHINE\\NB_SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\SideBySide\\Configuration]\r\n\"PoqexecCmdline\"=-",
+        "reg load \"HKLM\\NB_COMPONENTS\" X:\\Windows\\System32\\config\\COMPONENTS",
+    ] {
+        assert!(reg.contains(expected), "missing {expected:?} in:\n{reg}");
+    }
+    // Applied with hivex to the image's hives, the boot no longer runs the list.
+    let merge = |hive: &str, key: &str| -> bool {
+        let file = out_dir.path().join(format!("{hive}.reg"));
+        std::fs::write(&file, sections_under(&reg.replace("\r\n", "\n"), key)).unwrap();
+        match std::process::Command::new("hivexregedit")
+            .args(["--merge", "--prefix", key])
+            .arg(s.root().join(CONFIG).join(hive))
+            .arg(&file)
+            .status()
+        {
+            Ok(status) => {
+                assert!(status.success(), "hivexregedit --merge {hive}");
+                true
+            }
+            Err(err) => {
+                assert!(std::env::var_os("CI").is_none(), "hivexregedit: {err}");
+                support::skip(
+                    "fix --disable-action-list round trip",
+                    "hivexregedit is missing",
+                );
+                false
+            }
+        }
+    };
+    if !merge("COMPONENTS", "HKEY_LOCAL_MACHINE\\NB_COMPONENTS")
+        || !merge("SOFTWARE", "HKEY_LOCAL_MACHINE\\NB_SOFTWARE")
+    {
+        return;
+    }
+    let (status, report) = s.check(&[]);
+    assert!(
+        report["action_lists"].as_array().unwrap().is_empty(),
+        "PoqexecCmdline is gone, so nothing names the list: {:#}",
+        report["action_lists"]
+    );
+    assert!(verdicts(&report).is_empty());
+    assert_eq!(status, 0);
+}

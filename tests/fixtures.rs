@@ -1,7 +1,7 @@
 //! The committed fixtures are what the project's generators write, and the generated hives
 //! read back through an independent reader (hivex).
 //!
-//! Regenerate the demo volume with `NEXTBOOT_REGENERATE=1 cargo test --test fixtures`.
+//! Regenerate the demo volumes with `NEXTBOOT_REGENERATE=1 cargo test --test fixtures`.
 
 mod support;
 
@@ -12,14 +12,16 @@ use std::process::Command;
 use support::{regf, SystemHiveSpec};
 
 const DEMO: &str = "scenarios/kb815062";
+const DOWNDATE: &str = "scenarios/downdate";
 
 /// KB 815062: hotfix A staged File.dll v8 as SET1.tmp (file in use) with replace-existing;
 /// hotfix B then copied v12 directly. A second pending pair upgrades a helper DLL, a third
-/// deletes a leftover temporary file.
-fn demo() -> (SystemHiveSpec, Vec<(&'static str, &'static str)>) {
-    let mut hive = SystemHiveSpec::new(1);
-    hive.select(1, 1, 1);
-    hive.pending(
+/// deletes a leftover temporary file. A Windows of that time has SOFTWARE (no servicing
+/// command in it) and no COMPONENTS.
+fn demo() -> Demo {
+    let mut system = SystemHiveSpec::new(1);
+    system.select(1, 1, 1);
+    system.pending(
         1,
         &[
             (
@@ -33,20 +35,25 @@ fn demo() -> (SystemHiveSpec, Vec<(&'static str, &'static str)>) {
             ("\\??\\C:\\WINDOWS\\TEMP\\hotfix_a.log", ""),
         ],
     );
-    let files = vec![
-        ("Windows/System32/File.dll", "file_v12.dll"),
-        ("Windows/System32/SET1.tmp", "file_v8.dll"),
-        ("Windows/System32/helper.dll", "file_v5.dll"),
-        ("Windows/System32/SET2.tmp", "file_v8.dll"),
-    ];
-    (hive, files)
+    Demo {
+        dir: DEMO,
+        system,
+        hives: vec![(
+            "Windows/System32/config/SOFTWARE",
+            nextboot_regf_writer::servicing::software_hive(None).to_bytes(),
+        )],
+        files: vec![
+            ("Windows/System32/File.dll", "file_v12.dll"),
+            ("Windows/System32/SET1.tmp", "file_v8.dll"),
+            ("Windows/System32/helper.dll", "file_v5.dll"),
+            ("Windows/System32/SET2.tmp", "file_v8.dll"),
+        ],
+        texts: vec![(
+            "Windows/Temp/hotfix_a.log",
+            b"hotfix A: File.dll in use, staged as SET1.tmp for the next boot\n".to_vec(),
+        )],
+    }
 }
-
-/// A plain text file of the demo (not a PE).
-const DEMO_LOG: (&str, &str) = (
-    "Windows/Temp/hotfix_a.log",
-    "hotfix A: File.dll in use, staged as SET1.tmp for the next boot\n",
-);
 
 fn demo_root() -> PathBuf {
     support::testdata().join(DEMO)
@@ -54,39 +61,117 @@ fn demo_root() -> PathBuf {
 
 #[test]
 fn demo_volume_is_what_its_generator_writes() {
-    let (hive, files) = demo();
-    let root = demo_root();
-    let hive_path = root.join("Windows/System32/config/SYSTEM");
-    if std::env::var_os("NEXTBOOT_REGENERATE").is_some() {
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(hive_path.parent().unwrap()).unwrap();
-        std::fs::write(&hive_path, hive.bytes()).unwrap();
-        for (relative, fixture) in &files {
-            let target = root.join(relative);
-            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-            std::fs::copy(support::pe(fixture), target).unwrap();
-        }
-        let log = root.join(DEMO_LOG.0);
-        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
-        std::fs::write(log, DEMO_LOG.1).unwrap();
-    }
-    assert_eq!(
-        std::fs::read(&hive_path).expect("the demo hive is committed"),
-        hive.bytes(),
-        "the committed demo hive differs from the generator: NEXTBOOT_REGENERATE=1 cargo test --test fixtures"
+    demo().assert_committed();
+}
+
+/// Windows Downdate as published (SafeBreach, Black Hat USA 2024): SOFTWARE `PoqexecCmdline`
+/// names a list of the attacker's outside WinSxS, COMPONENTS carries the template's identifier
+/// (as does the list), TrustedInstaller starts automatically, and the list hard-links older
+/// kernel-mode binaries from a user's folder over System32's.
+fn downdate_demo() -> Demo {
+    use nextboot_regf_writer::servicing::{
+        action_list, components_hive, software_hive, trusted_installer_start,
+    };
+    const TEMPLATE: &str = "916ae75edb30da0146730000dc1be027";
+    let mut system = SystemHiveSpec::new(1);
+    system.select(1, 1, 1);
+    trusted_installer_start(&mut system, 1, 2);
+    let list = action_list(
+        TEMPLATE,
+        "10.0.22621.2567",
+        r#"<HardlinkFile source="\??\C:\Users\Public\Downdate\ntoskrnl.exe" destination="\SystemRoot\System32\ntoskrnl.exe"/>
+<HardlinkFile source="\??\C:\Users\Public\Downdate\securekernel.exe" destination="\SystemRoot\System32\securekernel.exe"/>"#,
     );
-    for (relative, fixture) in &files {
-        assert_eq!(
-            std::fs::read(root.join(relative)).unwrap(),
-            std::fs::read(support::pe(fixture)).unwrap(),
-            "{relative}"
+    Demo {
+        dir: DOWNDATE,
+        system,
+        hives: vec![
+            (
+                "Windows/System32/config/SOFTWARE",
+                software_hive(Some(&[
+                    r"\??\C:\Windows\System32\poqexec.exe",
+                    "/display_progress",
+                    r"\??\C:\Users\Public\Downdate\pending.xml",
+                ]))
+                .to_bytes(),
+            ),
+            (
+                "Windows/System32/config/COMPONENTS",
+                components_hive(Some(TEMPLATE)).to_bytes(),
+            ),
+        ],
+        files: vec![
+            ("Windows/System32/ntoskrnl.exe", "file_v12.dll"),
+            ("Windows/System32/securekernel.exe", "file_v12.dll"),
+            ("Users/Public/Downdate/ntoskrnl.exe", "file_v5.dll"),
+            ("Users/Public/Downdate/securekernel.exe", "file_v8.dll"),
+        ],
+        texts: vec![("Users/Public/Downdate/pending.xml", list)],
+    }
+}
+
+/// A demo volume: its SYSTEM hive, other hives, PE fixtures and other files.
+struct Demo {
+    dir: &'static str,
+    system: SystemHiveSpec,
+    hives: Vec<(&'static str, Vec<u8>)>,
+    files: Vec<(&'static str, &'static str)>,
+    texts: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl Demo {
+    /// Regenerates the committed volume with `NEXTBOOT_REGENERATE`, then checks it is what
+    /// the generator writes.
+    fn assert_committed(&self) {
+        let root = support::testdata().join(self.dir);
+        let system = self.system.bytes();
+        let mut written: Vec<(&str, Vec<u8>)> = vec![("Windows/System32/config/SYSTEM", system)];
+        written.extend(self.hives.iter().cloned());
+        written.extend(self.texts.iter().cloned());
+        for (relative, fixture) in &self.files {
+            written.push((relative, std::fs::read(support::pe(fixture)).unwrap()));
+        }
+        if std::env::var_os("NEXTBOOT_REGENERATE").is_some() {
+            let _ = std::fs::remove_dir_all(&root);
+            for (relative, bytes) in &written {
+                let target = root.join(relative);
+                std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+                std::fs::write(target, bytes).unwrap();
+            }
+        }
+        for (relative, bytes) in &written {
+            assert!(
+                std::fs::read(root.join(relative)).ok().as_ref() == Some(bytes),
+                "{}/{relative} differs from the generator: NEXTBOOT_REGENERATE=1 cargo test --test fixtures",
+                self.dir
+            );
+        }
+        support::verify_with_hivex(&self.system, &root.join("Windows/System32/config/SYSTEM"));
+    }
+}
+
+#[test]
+fn downdate_demo_volume_is_what_its_generator_writes() {
+    downdate_demo().assert_committed();
+}
+
+#[test]
+fn downdate_demo_is_a_downgrade_with_alerts_and_exits_1() {
+    let root = support::testdata().join(DOWNDATE);
+    let (status, stdout, stderr) = support::nextboot(&["check".as_ref(), root.as_os_str()]);
+    assert_eq!(status, 1, "{stderr}");
+    for expected in [
+        "registered by PoqexecCmdline",
+        "runs at the next boot",
+        "ALERT: the action list that runs at the next boot is",
+        "2 operations: 2 downgrade",
+        "3 alerts",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
         );
     }
-    assert_eq!(
-        std::fs::read_to_string(root.join(DEMO_LOG.0)).unwrap(),
-        DEMO_LOG.1
-    );
-    support::verify_with_hivex(&hive, &hive_path);
 }
 
 #[test]
@@ -190,8 +275,7 @@ fn exported_bytes(export: &str, name: &str) -> Option<Vec<u8>> {
 
 #[test]
 fn regf_writer_output_is_accepted_by_nt_hive_as_clean() {
-    let (hive, _) = demo();
-    let bytes = hive.bytes();
+    let bytes = demo().system.bytes();
     let system = nextboot::hive::SystemHive::read(&bytes).unwrap();
     assert!(!system.base.is_dirty());
     assert_eq!(

@@ -100,6 +100,8 @@ pub struct ActionListSection {
     pub sha256: Option<String>,
     /// What the reader did not expect (unknown elements and attributes...).
     pub notes: Vec<String>,
+    /// The codes of the alert findings about this list.
+    pub alerts: Vec<&'static str>,
 }
 
 /// The lists of the next boot, ready for the replay.
@@ -391,7 +393,7 @@ pub fn find_action_lists(
     }
     indicators(
         &mut out,
-        &candidates,
+        &mut candidates,
         registrations,
         volumes,
         default_key.as_ref(),
@@ -403,7 +405,7 @@ pub fn find_action_lists(
 /// The indicators of `docs/action-lists.md` as findings.
 fn indicators(
     out: &mut ActionLists,
-    candidates: &[Candidate],
+    candidates: &mut [Candidate],
     registrations: &Registrations,
     volumes: &Volumes,
     default_key: Option<&PathKey>,
@@ -412,8 +414,8 @@ fn indicators(
         .resolve(&nt_form(COMPONENT_STORE))
         .ok()
         .map(|r| r.key);
-    for candidate in candidates {
-        let section = &candidate.section;
+    for candidate in candidates.iter_mut() {
+        let section = &mut candidate.section;
         let shown = &section.path;
         if section
             .identifier
@@ -436,6 +438,7 @@ fn indicators(
                     "runs_next_boot": section.runs_next_boot,
                 })),
             );
+            section.alerts.push("action-list-attack-template");
         }
         if !section.runs_next_boot {
             continue;
@@ -456,6 +459,7 @@ fn indicators(
                     "registered_by": section.registered_by,
                 })),
             );
+            section.alerts.push("action-list-outside-winsxs");
         }
         if registrations.trusted_installer_start == Some(2) {
             out.findings.push(Finding::info(
@@ -486,6 +490,12 @@ fn indicators(
         }
     }
     for (list, ops) in by_list {
+        if let Some(candidate) = candidates.iter_mut().find(|c| c.section.path == list) {
+            candidate
+                .section
+                .alerts
+                .push("action-list-source-outside-store");
+        }
         let first = &ops[0];
         out.findings.push(
             Finding::alert(
@@ -542,6 +552,7 @@ fn section(path: String) -> ActionListSection {
         size: None,
         sha256: None,
         notes: Vec::new(),
+        alerts: Vec::new(),
     }
 }
 

@@ -357,6 +357,29 @@ impl Inspection {
         })
     }
 
+    /// Every candidate action list, as the report gives it.
+    pub fn action_lists(&self) -> &[crate::boot::ActionListSection] {
+        &self.parts.action_lists
+    }
+
+    /// Keeps the lists that would run from running (a fix that disables them): their
+    /// operations are reported `no-effect`, `why` given.
+    pub fn stop_lists(&mut self, why: &str) {
+        let running = std::mem::take(&mut self.lists.running);
+        if !running.is_empty() {
+            self.lists.not_running.insert(0, (running, why.into()));
+        }
+        for list in self
+            .parts
+            .action_lists
+            .iter_mut()
+            .filter(|l| l.runs_next_boot)
+        {
+            list.runs_next_boot = false;
+            list.why = format!("{}; {why}", list.why);
+        }
+    }
+
     /// Replays `registry` (the decoded rename queue, or a changed one) and then the action
     /// lists that run, as the next boot will.
     pub fn replay(&self, registry: &[Operation], options: ReplayOptions) -> Replay {

@@ -183,6 +183,17 @@ pub struct FixArgs {
     /// Where the admin loads the offline SYSTEM hive (`reg load KEY ...\config\SYSTEM`).
     #[arg(long, value_name = "HKLM\\NAME", default_value = "HKLM\\NB_SYSTEM")]
     load_key: super::fix::LoadKey,
+    /// Also disable each action list that runs at the next boot with alerts, as Microsoft's
+    /// recovery does: delete COMPONENTS PendingXmlIdentifier (every list then fails the
+    /// identifier gate) and SOFTWARE PoqexecCmdline when it names the list.
+    #[arg(long)]
+    disable_action_list: bool,
+    /// Where the admin loads the offline SOFTWARE hive (with --disable-action-list).
+    #[arg(long, value_name = "HKLM\\NAME", default_value = "HKLM\\NB_SOFTWARE")]
+    software_load_key: super::fix::LoadKey,
+    /// Where the admin loads the offline COMPONENTS hive (with --disable-action-list).
+    #[arg(long, value_name = "HKLM\\NAME", default_value = "HKLM\\NB_COMPONENTS")]
+    components_load_key: super::fix::LoadKey,
 }
 
 #[derive(Args)]
@@ -283,7 +294,18 @@ fn run_check(args: CheckArgs) -> u8 {
 
 fn run_fix(args: FixArgs) -> u8 {
     let options = args.inputs.options();
-    match super::fix::run(&options, &args.load_key, &args.out, args.inputs.allow_dirty) {
+    let lists = super::fix::ListFix {
+        disable: args.disable_action_list,
+        software_key: args.software_load_key.clone(),
+        components_key: args.components_load_key.clone(),
+    };
+    match super::fix::run(
+        &options,
+        &args.load_key,
+        &lists,
+        &args.out,
+        args.inputs.allow_dirty,
+    ) {
         Ok(plan) => {
             let shown = args.out.display().to_string();
             if print(|out| report::write_fix_summary(&plan, &shown, out)) {

@@ -16,11 +16,11 @@ use miette::Diagnostic;
 use thiserror::Error;
 
 use super::check::{CheckError, CheckOptions, Inspection};
-use crate::boot::{ReplayOptions, Verdict};
+use crate::boot::{RegisteredBy, ReplayOptions, Verdict};
 use crate::hive::RawValue;
 use crate::output::{OutputError, OutputFile};
 use crate::queue::{multi_sz, Action, Operation};
-pub use crate::report::{FixPlan, Removed};
+pub use crate::report::{FixPlan, ListWithAlerts, Removed};
 use crate::text::shown;
 
 #[derive(Debug, Error, Diagnostic)]
@@ -121,16 +121,29 @@ impl std::str::FromStr for LoadKey {
     }
 }
 
+/// What `fix` does about action lists that run with alerts, and where the admin loads the
+/// hives that disable them.
+#[derive(Clone, Debug)]
+pub struct ListFix {
+    /// `--disable-action-list`: the `.reg` also disables each list that runs and has alerts,
+    /// as Microsoft's recovery does (COMPONENTS `PendingXmlIdentifier` deleted, so that the
+    /// gate stops every list; SOFTWARE `PoqexecCmdline` deleted when it names one).
+    pub disable: bool,
+    pub software_key: LoadKey,
+    pub components_key: LoadKey,
+}
+
 /// `fix` as a whole: checks the output path against the evidence first, works out the plan,
 /// and writes the `.reg` only for a hive that was read completely (or with `allow_dirty`).
 pub fn run(
     options: &CheckOptions,
     load_key: &LoadKey,
+    lists: &ListFix,
     out: &Path,
     allow_dirty: bool,
 ) -> Result<FixPlan, FixError> {
     let output = OutputFile::new(out, &options.evidence())?;
-    let plan = plan(options)?;
+    let plan = plan(options, lists.disable)?;
     if plan.after.hive_unaccepted(allow_dirty) {
         return Err(FixError::Dirty);
     }
@@ -141,13 +154,31 @@ pub fn run(
         };
         return Err(FixError::NotExamined { what });
     }
-    output.write(&reg_bytes(&plan, load_key))?;
+    output.write(&reg_bytes(&plan, load_key, lists))?;
     Ok(plan)
 }
 
-/// Works out the fix for the inputs of `check`.
-pub fn plan(options: &CheckOptions) -> Result<FixPlan, CheckError> {
+/// Works out the fix for the inputs of `check`; with `disable_lists`, the action lists that
+/// run with alerts are disabled first, so the rename queue is fixed for a boot without them.
+pub fn plan(options: &CheckOptions, disable_lists: bool) -> Result<FixPlan, CheckError> {
     let mut inspection = Inspection::open(options)?;
+    let lists_with_alerts: Vec<ListWithAlerts> = inspection
+        .action_lists()
+        .iter()
+        .filter(|list| list.runs_next_boot && !list.alerts.is_empty())
+        .map(|list| ListWithAlerts {
+            path: list.path.clone(),
+            alerts: list.alerts.clone(),
+            by_poqexec_cmdline: list.registered_by.contains(&RegisteredBy::PoqexecCmdline),
+            disabled: disable_lists,
+        })
+        .collect();
+    if disable_lists && !lists_with_alerts.is_empty() {
+        // Without PendingXmlIdentifier no list passes the gate.
+        inspection.stop_lists(
+            "the list will not run at the next boot: the fix deletes COMPONENTS PendingXmlIdentifier (--disable-action-list)",
+        );
+    }
     let original = std::mem::take(&mut inspection.queue.operations);
     let mut current = original.clone();
     let mut removed: BTreeMap<usize, Removed> = BTreeMap::new();
@@ -193,6 +224,7 @@ pub fn plan(options: &CheckOptions) -> Result<FixPlan, CheckError> {
         removed: removed.into_values().collect(),
         rounds,
         after,
+        lists_with_alerts,
     })
 }
 
@@ -250,8 +282,8 @@ fn rewrite(values: &[RawValue], removed: &BTreeMap<usize, Removed>) -> Vec<RawVa
 
 /// The plan as a regedit file (UTF-16LE with BOM, CRLF), under `load_key` (where the admin
 /// loads the offline SYSTEM hive).
-pub fn reg_bytes(plan: &FixPlan, load_key: &LoadKey) -> Vec<u8> {
-    let text = reg_text(plan, load_key);
+pub fn reg_bytes(plan: &FixPlan, load_key: &LoadKey, lists: &ListFix) -> Vec<u8> {
+    let text = reg_text(plan, load_key, lists);
     let mut bytes = vec![0xff, 0xfe];
     for unit in text.encode_utf16() {
         bytes.extend_from_slice(&unit.to_le_bytes());
@@ -261,7 +293,7 @@ pub fn reg_bytes(plan: &FixPlan, load_key: &LoadKey) -> Vec<u8> {
 
 /// The `.reg` text. Evidence appears only in comment lines, escaped with [`shown`], so no
 /// queue string can end a comment and start a directive.
-fn reg_text(plan: &FixPlan, load_key: &LoadKey) -> String {
+fn reg_text(plan: &FixPlan, load_key: &LoadKey, lists: &ListFix) -> String {
     let key = format!(
         "{}\\ControlSet{:03}\\Control\\Session Manager",
         load_key.full(),
@@ -298,9 +330,61 @@ fn reg_text(plan: &FixPlan, load_key: &LoadKey) -> String {
         lines.extend(hex_value(&value.name, &value.bytes));
     }
     lines.push(String::new());
+    lines.extend(disabling_lines(plan, lists));
     let mut text = lines.join("\r\n");
     text.push_str("\r\n");
     text
+}
+
+/// The keys that disable the action lists with alerts, as Microsoft's recovery does, each
+/// under the key its hive is loaded at; nothing without `--disable-action-list`.
+fn disabling_lines(plan: &FixPlan, lists: &ListFix) -> Vec<String> {
+    let disabled: Vec<&ListWithAlerts> = plan
+        .lists_with_alerts
+        .iter()
+        .filter(|l| l.disabled)
+        .collect();
+    if disabled.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![
+        "; Disables the action list(s) that run at the next boot with alerts (--disable-action-list):".to_string(),
+    ];
+    for list in &disabled {
+        lines.push(format!(
+            ";   {} ({})",
+            shown(&list.path),
+            list.alerts.join(", ")
+        ));
+    }
+    lines.extend([
+        "; Deleting COMPONENTS PendingXmlIdentifier stops every list at the gate, a genuine pending".to_string(),
+        "; servicing transaction too (reinstall its updates after the boot). Load the hive(s) first:".to_string(),
+        format!(
+            ";   reg load \"{}\" X:\\Windows\\System32\\config\\COMPONENTS",
+            lists.components_key
+        ),
+    ]);
+    let software = disabled.iter().any(|l| l.by_poqexec_cmdline);
+    if software {
+        lines.push(format!(
+            ";   reg load \"{}\" X:\\Windows\\System32\\config\\SOFTWARE",
+            lists.software_key
+        ));
+    }
+    lines.push(String::new());
+    lines.push(format!("[{}]", lists.components_key.full()));
+    lines.push("\"PendingXmlIdentifier\"=-".into());
+    lines.push(String::new());
+    if software {
+        lines.push(format!(
+            "[{}\\Microsoft\\Windows\\CurrentVersion\\SideBySide\\Configuration]",
+            lists.software_key.full()
+        ));
+        lines.push("\"PoqexecCmdline\"=-".into());
+        lines.push(String::new());
+    }
+    lines
 }
 
 /// `"Name"=hex(7):..` wrapped as regedit wraps it: lines under 80 columns, `\` continuations

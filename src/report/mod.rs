@@ -20,7 +20,7 @@ use serde::{Serialize, Serializer};
 pub use build::{hive_section, other_control_sets, ReportParts};
 pub use machine::{write_csv, write_json, write_jsonl, write_yaml};
 pub use summaries::{
-    write_fix_summary, FixPlan, PatternCount, Recovered, Removed, Skipped, Written,
+    write_fix_summary, FixPlan, ListWithAlerts, PatternCount, Recovered, Removed, Skipped, Written,
 };
 pub use table::{write_table, Style};
 pub use verify::{

@@ -33,6 +33,20 @@ pub struct FixPlan {
     pub rounds: usize,
     /// The report of the queue as the fix leaves it.
     pub after: Report,
+    /// Action lists that run and have alerts, with what the fix does about each.
+    pub lists_with_alerts: Vec<ListWithAlerts>,
+}
+
+/// An action list that runs at the next boot and has alerts (`fix`).
+#[derive(Clone, Debug)]
+pub struct ListWithAlerts {
+    /// As the registry names it.
+    pub path: String,
+    pub alerts: Vec<&'static str>,
+    /// Registered by SOFTWARE `PoqexecCmdline` (which the fix then deletes too).
+    pub by_poqexec_cmdline: bool,
+    /// `--disable-action-list` was given: the `.reg` disables it.
+    pub disabled: bool,
 }
 
 impl Removed {
@@ -63,6 +77,28 @@ pub fn write_fix_summary(plan: &FixPlan, out: &str, w: &mut dyn Write) -> io::Re
     )?;
     for removed in &plan.removed {
         writeln!(w, "  {}", removed.line())?;
+    }
+    for list in &plan.lists_with_alerts {
+        if list.disabled {
+            writeln!(
+                w,
+                "  disabled the action list {} ({}): COMPONENTS PendingXmlIdentifier deleted{}",
+                shown(&list.path),
+                list.alerts.join(", "),
+                if list.by_poqexec_cmdline {
+                    ", SOFTWARE PoqexecCmdline deleted"
+                } else {
+                    ""
+                }
+            )?;
+        } else {
+            writeln!(
+                w,
+                "  the action list {} runs at the next boot and has alerts ({}); --disable-action-list also disables it",
+                shown(&list.path),
+                list.alerts.join(", ")
+            )?;
+        }
     }
     let after = &plan.after.summary;
     writeln!(
