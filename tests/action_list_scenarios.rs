@@ -696,3 +696,34 @@ fn fix_can_disable_a_list_with_alerts_as_microsofts_recovery_does() {
     assert!(verdicts(&report).is_empty());
     assert_eq!(status, 0);
 }
+
+#[test]
+fn a_huge_or_deeply_nested_list_is_a_finding_not_a_crash() {
+    let mut s = Scenario::new();
+    cbs_image(&mut s);
+    // 200 MB, sparse: no disk is used, and the reader refuses it before reading.
+    let list = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(s.root().join(PENDING))
+        .unwrap();
+    list.set_len(200 << 20).unwrap();
+    drop(list);
+    let (status, report) = s.check(&[]);
+    assert_eq!(status, 2);
+    assert_eq!(
+        finding(&report, "action-list-unreadable")["detail"]["error"],
+        "too-large"
+    );
+    // 10,000 elements deep.
+    let mut deep = format!("<PendingTransaction Identifier=\"{ID}\"><POQ>");
+    deep.push_str(&"<a>".repeat(10_000));
+    deep.push_str(&"</a>".repeat(10_000));
+    deep.push_str("</POQ></PendingTransaction>");
+    s.write(PENDING, deep.as_bytes());
+    let (status, report) = s.check(&[]);
+    assert_eq!(status, 2);
+    let deep = finding(&report, "action-list-unreadable");
+    assert_eq!(deep["detail"]["error"], "too-deep");
+    assert_eq!(deep["detail"]["line"], 1);
+}

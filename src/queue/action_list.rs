@@ -20,6 +20,12 @@ pub const SIZE_LIMIT: usize = 128 << 20;
 pub const DEPTH_LIMIT: usize = 64;
 /// Notes kept in full; beyond that they are counted.
 const NOTES_LIMIT: usize = 100;
+/// File primitives read from one list: real lists hold tens of thousands (Azure's boot
+/// screens count 53,017 operations); a list within the size limit could otherwise hold six
+/// million tiny ones, and each costs a replay.
+pub const PRIMITIVES_LIMIT: usize = 1_000_000;
+/// Distinct element names counted; beyond that they are counted as one, `(other names)`.
+const NAMES_LIMIT: usize = 1_000;
 
 /// What one list holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -172,6 +178,8 @@ pub enum ActionListError {
         column: usize,
         limit: usize,
     },
+    #[error("the list has more than {limit} file primitives (line {line}), more than this reader replays")]
+    TooManyPrimitives { line: usize, limit: usize },
     #[error("the list has no root element")]
     NoRoot,
     #[error("the root element is <{name}>, not <PendingTransaction>")]
@@ -336,6 +344,7 @@ struct Parse<'a> {
     text: &'a str,
     lines: Lines<'a>,
     depth_limit: usize,
+    primitives_limit: usize,
     list: ActionList,
 }
 
@@ -352,6 +361,7 @@ impl<'a> Parse<'a> {
                 counted: 0,
             },
             depth_limit,
+            primitives_limit: PRIMITIVES_LIMIT,
             list: ActionList::default(),
         }
     }
@@ -500,7 +510,13 @@ impl<'a> Parse<'a> {
         element: u32,
     ) -> Result<(), ActionListError> {
         let name = String::from_utf8_lossy(tag.name().as_ref()).into_owned();
-        *self.list.counts.entry(name.clone()).or_default() += 1;
+        let counted =
+            if self.list.counts.len() < NAMES_LIMIT || self.list.counts.contains_key(&name) {
+                name.clone()
+            } else {
+                "(other names)".to_string()
+            };
+        *self.list.counts.entry(counted).or_default() += 1;
         let line = self.lines.line_of(start as usize);
         let Some(kind) = PrimitiveKind::of_element(name.as_bytes()) else {
             self.note(format!(
@@ -543,6 +559,12 @@ impl<'a> Parse<'a> {
         let two_paths = matches!(kind, PrimitiveKind::MoveFile | PrimitiveKind::HardlinkFile);
         match (source, destination) {
             (Some(source), destination) if !two_paths || destination.is_some() => {
+                if self.list.primitives.len() >= self.primitives_limit {
+                    return Err(ActionListError::TooManyPrimitives {
+                        line,
+                        limit: self.primitives_limit,
+                    });
+                }
                 self.list.primitives.push(Primitive {
                     kind,
                     element,

@@ -229,3 +229,29 @@ fn the_identifier_gate() {
     let without = read_action_list(b"<PendingTransaction/>").unwrap();
     assert!(!identifier_admits(&without, Some(id)));
 }
+
+#[test]
+fn file_primitives_and_element_names_are_bounded() {
+    let mut text = String::from("<PendingTransaction><POQ>\n");
+    for i in 0..5 {
+        text.push_str(&format!("<DeleteFile path=\"C:\\{i}\"/>\n<E{i}/>\n"));
+    }
+    text.push_str("</POQ></PendingTransaction>");
+    let mut parse = Parse::new(&text, DEPTH_LIMIT);
+    parse.primitives_limit = 5;
+    assert_eq!(parse.run().unwrap().primitives.len(), 5);
+    let mut parse = Parse::new(&text, DEPTH_LIMIT);
+    parse.primitives_limit = 4;
+    assert_eq!(
+        parse.run().unwrap_err(),
+        ActionListError::TooManyPrimitives { line: 10, limit: 4 }
+    );
+    let mut names = String::from("<PendingTransaction><POQ>");
+    for i in 0..(NAMES_LIMIT + 10) {
+        names.push_str(&format!("<E{i}/>"));
+    }
+    names.push_str("</POQ></PendingTransaction>");
+    let list = read_action_list(names.as_bytes()).unwrap();
+    assert_eq!(list.counts.len(), NAMES_LIMIT + 1);
+    assert_eq!(list.counts["(other names)"], 10);
+}
