@@ -60,6 +60,40 @@ QUEUES = [
     "\0\0",
 ] + ["\\??\\C:\\Windows\\System32\\SET" + a + ".tmp\0!\\??\\C:\\" + a + "\0\0" for a in ATTACKS]
 
+# What names an action list: the commands servicing writes, their variations, and broken ones.
+COMMANDS = [
+    "C:\\Windows\\System32\\poqexec.exe /display_progress \\SystemRoot\\WinSxS\\pending.xml",
+    "poqexec.exe /display_progress \\SystemRoot\\WinSxS\\pending.xml",
+    "%SystemRoot%\\system32\\poqexec.exe /display_progress %SystemRoot%\\WinSxS\\pending.xml",
+    "poqexec.exe %systemroot%\\WinSxS\\pending.xml",
+    "poqexec.exe /display_progress \\??\\C:\\Users\\x\\AppData\\Local\\Temp\\pending.xml",
+    '"C:\\Program Files\\x\\POQEXEC.EXE" "C:\\Users\\a b\\pending.xml" /log',
+    '"C:\\Windows\\System32\\poqexec.exe" /display_progress "\\SystemRoot\\WinSxS\\pending.xml"',
+    "C:/Windows/System32/PoqExec /display_progress\t\\SystemRoot\\WinSxS\\pending.xml",
+    "poqexec.exe \"\"",
+    "poqexec.exe",
+    "poqexec.exe /display_progress",
+    "poqexec.exe /a /b /c",
+    "/display_progress",
+    "",
+    " \t ",
+    '"',
+    'poqexec.exe "\\SystemRoot\\WinSxS\\pending.xml',
+    'poqexec.exe \\SystemRoot\\Win"Sx"S\\pending.xml',
+    '"poqexec.exe /display_progress \\SystemRoot\\WinSxS\\pending.xml"',
+    "autocheck autochk *",
+    "notpoqexec.exe \\SystemRoot\\WinSxS\\pending.xml",
+    "poqexec.exe %SystemRoo",
+    "poqexec.exe \\SystemRoot\\WinSxS\\\u00e9\u202epending.xml",
+]
+COMMAND_PARTS = [
+    ["poqexec.exe", "/display_progress", "\\SystemRoot\\WinSxS\\pending.xml"],
+    ["C:\\Windows\\System32\\poqexec.exe", "/display_progress", "\\??\\C:\\Users\\x\\AppData\\Local\\Temp\\pending.xml"],
+    ["C:\\Program Files\\poqexec.exe", "C:\\Users\\a b\\pending.xml", "/log"],
+    ["poqexec.exe", "", " ", "%SystemRoot%\\WinSxS\\pending.xml"],
+    ["poqexec.exe", "/display_progress"],
+]
+
 
 def main():
     # (a) hives: the demo volume's SYSTEM, the malformed corpus, small real hives.
@@ -135,6 +169,22 @@ def main():
     put("action_list", b'<MoveFile source="a" destination="b"/><HardlinkFile source="x" destination="y"/>')
     put("action_list", b'<!DOCTYPE x [<!ENTITY a "aaaa">]><PendingTransaction Identifier="&a;"/>')
     put("action_list", b"<PendingTransaction>" + b"<a>" * 100)
+    # (h) poqexec commands (SetupExecute, PoqexecCmdline) as UTF-8, as UTF-16LE strings (REG_SZ
+    # with its NUL) and as REG_MULTI_SZ (one string per argument, as Windows Downdate writes
+    # PoqexecCmdline); COMPONENTS PendingXmlIdentifier as REG_BINARY.
+    for command in COMMANDS:
+        put("poqexec_command", command.encode("utf-8"))
+        put("poqexec_command", utf16(command + "\0"))
+    for parts in COMMAND_PARTS:
+        put("poqexec_command", utf16("".join(p + "\0" for p in parts) + "\0"))
+    put("poqexec_command", utf16("".join(c + "\0" for c in COMMANDS[:4]) + "\0"))
+    identifier = "916ae75edb30da0146730000dc1be027"
+    put("poqexec_command", utf16(identifier))
+    put("poqexec_command", utf16(identifier + "\0"))
+    put("poqexec_command", utf16(identifier.upper() + "\0\0"))
+    put("poqexec_command", utf16(identifier)[:-1])
+    put("poqexec_command", utf16(identifier) + b"\x00\xd8")
+    put("poqexec_command", b"\x3d\xd8\x00\xde" + utf16(identifier))
 
 
 if __name__ == "__main__":

@@ -193,8 +193,9 @@ fn operations_say_which_list_and_element_they_come_from() {
     };
     assert_eq!(list.path, LIST);
     assert_eq!(*element, 2);
-    assert_eq!(list.line(*element), Some(4));
-    assert_eq!(list.line(0), None, "markers are not operations");
+    assert_eq!(list.line(op.index), Some(4));
+    assert_eq!(list.line(6), None, "before the list's operations");
+    assert_eq!(list.line(8), None, "after them");
 }
 
 /// Where a list is named: SYSTEM's SetupExecute is read with each control set, beside the

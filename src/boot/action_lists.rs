@@ -171,23 +171,16 @@ pub fn find_action_lists(
     let software = registrations.software.as_ref();
     if let Some(value) = software.and_then(|s| s.poqexec_cmdline.as_ref()) {
         // `poqexec.exe`, its switches and the list, one per string (as Windows Downdate writes
-        // it) or in one command line.
+        // it), or the whole command line in one.
         let parts = strings(value);
-        let command = match parts.len() {
-            1 => parts[0].clone(),
-            _ => parts
-                .iter()
-                .map(|p| {
-                    if p.contains(' ') {
-                        format!("\"{p}\"")
-                    } else {
-                        p.clone()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(" "),
+        let (command, list) = match parts.as_slice() {
+            [one] => (one.clone(), action_list::list_named_by(one)),
+            _ => (
+                parts.join(" "),
+                action_list::list_named_by_arguments(&parts),
+            ),
         };
-        if let Some(list) = action_list::list_named_by(&command) {
+        if let Some(list) = list {
             add(list, RegisteredBy::PoqexecCmdline, None, Some(command));
         }
     }
@@ -471,6 +464,9 @@ fn indicators(
         }
     }
     // Sources outside the store, per list that runs: one finding each, a few examples.
+    if out.running.is_empty() {
+        return;
+    }
     let outside: Vec<&Operation> = out
         .running
         .par_iter()

@@ -38,30 +38,103 @@ use crate::volume::{DiskEntry, EntryKind, PathKey, Unresolved, Volumes};
 use view::{Content, ContentId, Located, Slot, View};
 
 /// What the replay knows about one file's content. Absent facts are left out of the output.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// One per file the report shows (hundreds of thousands for a large queue): the facts most
+/// files lack are boxed together.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileFacts {
     /// Where the content is on disk before the boot (host path for a directory volume).
     pub path: Box<str>,
     pub kind: FileKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub file_version: Option<FileVersion>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub product_version: Option<FileVersion>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub file_version_string: Option<Box<str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub pe_format: Option<PeFormat>,
     /// Why there is no comparable version (not a PE, no version resource, unreadable...).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub unversioned_reason: Option<Box<str>>,
+    rare: Option<Box<RareFacts>>,
+}
+
+/// Facts few files have.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct RareFacts {
+    read_error: Option<Box<str>>,
+    sha256: Option<Box<str>>,
+}
+
+impl FileFacts {
+    /// Facts of a content of `kind` at `path`, nothing else known yet.
+    pub fn new(path: Box<str>, kind: FileKind) -> FileFacts {
+        FileFacts {
+            path,
+            kind,
+            size: None,
+            file_version: None,
+            product_version: None,
+            file_version_string: None,
+            pe_format: None,
+            unversioned_reason: None,
+            rare: None,
+        }
+    }
+
     /// The file exists but could not be opened or read (permissions, an I/O error): its
     /// version is unknown, and the check cannot pass a gate.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub read_error: Option<Box<str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<Box<str>>,
+    pub fn read_error(&self) -> Option<&str> {
+        self.rare.as_ref()?.read_error.as_deref()
+    }
+
+    pub fn sha256(&self) -> Option<&str> {
+        self.rare.as_ref()?.sha256.as_deref()
+    }
+
+    pub fn set_read_error(&mut self, error: Box<str>) {
+        self.rare.get_or_insert_default().read_error = Some(error);
+    }
+
+    pub fn set_sha256(&mut self, sha256: Box<str>) {
+        self.rare.get_or_insert_default().sha256 = Some(sha256);
+    }
+}
+
+impl Serialize for FileFacts {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        fn optional<S: SerializeStruct, T: Serialize + ?Sized>(
+            object: &mut S,
+            key: &'static str,
+            value: Option<&T>,
+        ) -> Result<(), S::Error> {
+            match value {
+                Some(value) => object.serialize_field(key, value),
+                None => object.skip_field(key),
+            }
+        }
+        let mut object = serializer.serialize_struct("FileFacts", 10)?;
+        object.serialize_field("path", &self.path)?;
+        object.serialize_field("kind", &self.kind)?;
+        optional(&mut object, "size", self.size.as_ref())?;
+        optional(&mut object, "file_version", self.file_version.as_ref())?;
+        optional(
+            &mut object,
+            "product_version",
+            self.product_version.as_ref(),
+        )?;
+        optional(
+            &mut object,
+            "file_version_string",
+            self.file_version_string.as_deref(),
+        )?;
+        optional(&mut object, "pe_format", self.pe_format.as_ref())?;
+        optional(
+            &mut object,
+            "unversioned_reason",
+            self.unversioned_reason.as_deref(),
+        )?;
+        optional(&mut object, "read_error", self.read_error())?;
+        optional(&mut object, "sha256", self.sha256())?;
+        object.end()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -86,8 +159,9 @@ pub struct Outcome {
     /// M: the highest version an earlier rename of this boot put at the destination before a
     /// later rename overwrote it.
     pub overwritten_staged_version: Option<FileVersion>,
-    /// For a superseded rename, the operation that replaced, moved or deleted its result.
-    pub superseded_by: Option<usize>,
+    /// For a superseded rename, the operation that replaced, moved or deleted its result
+    /// (a `u32`, as every index of the replay: one per operation of hundreds of thousands).
+    pub superseded_by: Option<u32>,
 }
 
 /// Operation indexes: most changed paths are changed by one or two.
@@ -137,22 +211,14 @@ fn read_facts(
     created: Option<&str>,
     options: ReplayOptions,
 ) -> FileFacts {
-    let mut facts = FileFacts {
-        path: Box::from(""),
-        kind: match content.entry.kind {
+    let mut facts = FileFacts::new(
+        Box::from(""),
+        match content.entry.kind {
             EntryKind::File => FileKind::File,
             EntryKind::Directory => FileKind::Directory,
             _ => FileKind::Other,
         },
-        size: None,
-        file_version: None,
-        product_version: None,
-        file_version_string: None,
-        pe_format: None,
-        unversioned_reason: None,
-        read_error: None,
-        sha256: None,
-    };
+    );
     if let Some(path) = created {
         facts.path = Box::from(path);
         facts.size = (facts.kind == FileKind::File).then_some(0);
@@ -170,13 +236,13 @@ fn read_facts(
         Ok(evidence) => evidence,
         Err(err) => {
             facts.unversioned_reason = Some(format!("cannot read the file: {err}").into());
-            facts.read_error = Some(err.to_string().into());
+            facts.set_read_error(err.to_string().into());
             return facts;
         }
     };
     facts.size = Some(evidence.len() as u64);
     if options.hash_files {
-        facts.sha256 = Some(sha256_hex(&evidence).into());
+        facts.set_sha256(sha256_hex(&evidence).into());
     }
     match read_pe_version(&evidence) {
         Ok(pe) => {
@@ -370,14 +436,18 @@ pub fn replay(queues: &[&[Operation]], volumes: &Volumes, options: ReplayOptions
     for (index, note) in noted.into_iter().enumerate() {
         let source_file = facts_of(note.files.source);
         let target_file = facts_of(note.files.target);
-        let superseded = superseded_by[index].map(|later| later as usize);
+        let superseded = superseded_by[index];
         let (verdict, reason, m) = match note.step {
             Step::Decided(verdict, reason) => (verdict, reason, None),
             Step::Applied {
                 destination,
                 content,
             } => match superseded {
-                Some(later) => (Verdict::Superseded, Reason::SupersededBy(later), None),
+                Some(later) => (
+                    Verdict::Superseded,
+                    Reason::SupersededBy(later as usize),
+                    None,
+                ),
                 None => {
                     let m = overwritten
                         .get(&destination)

@@ -164,7 +164,7 @@ pub(super) fn final_writer(
     }
     if let Some(disk) = on_disk {
         let missing = |facts: Option<&FileFacts>, which: &str| {
-            if let Some(err) = facts.and_then(|f| f.read_error.as_deref()) {
+            if let Some(err) = facts.and_then(|f| f.read_error()) {
                 return Reason::Text(
                     format!("{which} exists but cannot be read ({err}), so this operation could not be judged").into(),
                 );
@@ -209,18 +209,11 @@ mod tests {
     use crate::boot::FileKind;
 
     fn facts(version: Option<&str>) -> FileFacts {
-        FileFacts {
-            path: "x".into(),
-            kind: FileKind::File,
-            size: Some(1),
-            file_version: version.map(|v| v.parse().unwrap()),
-            product_version: None,
-            file_version_string: None,
-            pe_format: None,
-            unversioned_reason: version.is_none().then(|| "no version resource".into()),
-            read_error: None,
-            sha256: None,
-        }
+        let mut facts = FileFacts::new("x".into(), FileKind::File);
+        facts.size = Some(1);
+        facts.file_version = version.map(|v| v.parse().unwrap());
+        facts.unversioned_reason = version.is_none().then(|| "no version resource".into());
+        facts
     }
 
     fn decide(s: Option<&str>, b: Option<Option<&str>>, m: Option<&str>) -> Verdict {

@@ -235,15 +235,26 @@ impl Inspection {
         .and_then(|values| values.get("Start").and_then(|v| dword(&v.bytes)));
         drop(loaded);
         let hashing = options.hash != HashMode::None;
-        let open_servicing = |role, named: &Option<PathBuf>| {
+        // Beside SYSTEM unless named (one listing of its folder for both).
+        let beside = if options.software.is_none() || options.components.is_none() {
+            hive::servicing_hives_beside(&hive_path)
+        } else {
+            [Ok(None), Ok(None)]
+        };
+        let [software_beside, components_beside] = beside;
+        let open = |role, named: &Option<PathBuf>, beside| {
             let path = match named {
                 Some(path) => Ok(Some(path.clone())),
-                None => hive::servicing_hive_beside(&hive_path, role),
+                None => beside,
             };
             hive::open_servicing(role, path, &options.logs, hashing, options.root.is_some())
         };
-        let software = open_servicing(ServicingRole::Software, &options.software);
-        let components = open_servicing(ServicingRole::Components, &options.components);
+        let software = open(ServicingRole::Software, &options.software, software_beside);
+        let components = open(
+            ServicingRole::Components,
+            &options.components,
+            components_beside,
+        );
         for opened in [&software, &components] {
             findings.extend(opened.findings.iter().cloned());
             if let Some(path) = &opened.hive.path.as_ref().filter(|_| opened.hive.read) {
@@ -390,13 +401,23 @@ impl Inspection {
     /// builds the report. The operations of lists that will not run follow, each `no-effect`
     /// with why.
     pub fn report(mut self, mut operations: Vec<Operation>, options: &CheckOptions) -> Report {
-        let mut replay = self.replay(
-            &operations,
+        // One vector for both queues before the replay, not a second copy after it (at the
+        // peak of the run): the list's own when the rename queue is empty.
+        let registry = operations.len();
+        if operations.is_empty() {
+            operations = std::mem::take(&mut self.lists.running);
+        } else {
+            operations.append(&mut self.lists.running);
+            self.lists.running = Vec::new();
+        }
+        let (renames, listed) = operations.split_at(registry);
+        let mut replay = boot::replay(
+            &[renames, listed],
+            &self.volumes,
             ReplayOptions {
                 hash_files: options.hash == HashMode::All,
             },
         );
-        operations.append(&mut self.lists.running);
         for (listed, why) in std::mem::take(&mut self.lists.not_running) {
             replay.outcomes.extend(listed.iter().map(|_| boot::Outcome {
                 verdict: Verdict::NoEffect,

@@ -20,7 +20,7 @@ pub use key_values::{read_key_values, KeyValues};
 pub use load::{is_stdin, load, logs_beside, LoadedHive, LogChoice};
 pub use mounted_devices::{MountedDevice, VolumeIdentity};
 pub use servicing::{
-    open_servicing, servicing_hive_beside, OpenedServicing, ServicingHive, ServicingRole,
+    open_servicing, servicing_hives_beside, OpenedServicing, ServicingHive, ServicingRole,
     ServicingValue,
 };
 

@@ -119,38 +119,43 @@ pub struct OpenedServicing {
     pub findings: Vec<Finding>,
 }
 
-/// Finds `role`'s hive in the folder of the SYSTEM hive, by name in any case (a regular file
-/// only; a link is reported and not followed, as for SYSTEM).
-pub fn servicing_hive_beside(
-    system: &Path,
-    role: ServicingRole,
-) -> Result<Option<PathBuf>, String> {
+/// Finds SOFTWARE and COMPONENTS in the folder of the SYSTEM hive (one listing for both), by
+/// name in any case: a regular file only; a link is reported and not followed, as for SYSTEM.
+pub fn servicing_hives_beside(system: &Path) -> [Result<Option<PathBuf>, String>; 2] {
+    let roles = [ServicingRole::Software, ServicingRole::Components];
     if super::is_stdin(system) {
-        return Ok(None);
+        return [Ok(None), Ok(None)];
     }
     let dir = match system.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let entries = crate::evidence::list_dir(dir)
-        .map_err(|err| format!("cannot list {}: {err}", dir.display()))?;
-    let wanted = role.file_name();
-    let Some(entry) = entries
-        .iter()
-        .find(|e| e.name.to_string_lossy().eq_ignore_ascii_case(wanted))
-    else {
-        return Ok(None);
+    let entries = match crate::evidence::list_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) => {
+            let why = format!("cannot list {}: {err}", dir.display());
+            return [Err(why.clone()), Err(why)];
+        }
     };
-    let path = dir.join(&entry.name);
-    match entry.kind {
-        ListedKind::File => Ok(Some(path)),
-        ListedKind::Symlink => Err(format!(
-            "{} is a symbolic link, which is not followed: name the file with --{}",
-            path.display(),
-            wanted.to_ascii_lowercase()
-        )),
-        _ => Err(format!("{} is not a regular file", path.display())),
-    }
+    roles.map(|role| {
+        let wanted = role.file_name();
+        let Some(entry) = entries
+            .iter()
+            .find(|e| e.name.to_string_lossy().eq_ignore_ascii_case(wanted))
+        else {
+            return Ok(None);
+        };
+        let path = dir.join(&entry.name);
+        match entry.kind {
+            ListedKind::File => Ok(Some(path)),
+            ListedKind::Symlink => Err(format!(
+                "{} is a symbolic link, which is not followed: name the file with --{}",
+                path.display(),
+                wanted.to_ascii_lowercase()
+            )),
+            _ => Err(format!("{} is not a regular file", path.display())),
+        }
+    })
 }
 
 /// Opens `role`'s hive at `path` (`Err`: why there is none to open) and reads its values.

@@ -152,10 +152,11 @@ pub struct Primitive {
     pub element: u32,
     /// The line of the file it starts on (1-based).
     pub line: u32,
-    /// `source` of a move or hard link; `path` of the others.
-    pub source: Box<str>,
+    /// `source` of a move or hard link; `path` of the others (shared with the operation
+    /// decoded from it).
+    pub source: std::sync::Arc<str>,
     /// `destination` of a move or hard link.
-    pub destination: Option<Box<str>>,
+    pub destination: Option<std::sync::Arc<str>>,
 }
 
 /// Why a list cannot be read at all (poqexec would not run it either).
@@ -195,13 +196,24 @@ pub enum ActionListError {
 /// `\SystemRoot\WinSxS\pending.xml`; `C:\Windows\System32\poqexec.exe` and a quoted
 /// program path are poqexec too.
 pub fn list_named_by(command: &str) -> Option<String> {
-    let arguments = split_command(command);
+    list_named_by_arguments(&split_command(command))
+}
+
+/// [`list_named_by`] for a command already split into its arguments (`PoqexecCmdline` holds
+/// one argument per string, as Windows Downdate writes it): the program and then the
+/// arguments, each taken as it is. Empty arguments name nothing.
+pub fn list_named_by_arguments<S: AsRef<str>>(arguments: &[S]) -> Option<String> {
     let (program, rest) = arguments.split_first()?;
+    let program = program.as_ref();
     let name = program.rsplit(['\\', '/']).next().unwrap_or(program);
     if !name.eq_ignore_ascii_case("poqexec.exe") && !name.eq_ignore_ascii_case("poqexec") {
         return None;
     }
-    let list = rest.iter().rev().find(|a| !a.starts_with('/'))?;
+    let list = rest
+        .iter()
+        .map(AsRef::as_ref)
+        .rev()
+        .find(|a| !a.is_empty() && !a.starts_with('/'))?;
     Some(expand_system_root(list))
 }
 

@@ -54,17 +54,19 @@ pub struct ListOrigin {
     pub path: String,
     /// The POQ the primitives are in (0: the one run at boot).
     pub poq: u32,
-    /// The line of each element, by element index (only those of primitives are kept).
-    lines: Vec<(u32, u32)>,
+    /// The index of the list's first operation.
+    first_index: usize,
+    /// The line each operation of the list starts on, in order (one `u32` each: a list can
+    /// hold a million).
+    lines: Vec<u32>,
 }
 
 impl ListOrigin {
-    /// The line element `element` starts on, when it is one of the list's primitives.
-    pub fn line(&self, element: u32) -> Option<u32> {
+    /// The line the list's operation `index` (its index in the report) starts on.
+    pub fn line(&self, index: usize) -> Option<u32> {
         self.lines
-            .binary_search_by_key(&element, |&(e, _)| e)
-            .ok()
-            .map(|at| self.lines[at].1)
+            .get(index.checked_sub(self.first_index)?)
+            .copied()
     }
 }
 
@@ -187,44 +189,45 @@ pub struct Queue {
 /// it. Registry primitives and markers are not operations (the list's counts have them).
 pub fn decode_action_list(list: &action_list::ActionList, path: &str, first_index: usize) -> Queue {
     use action_list::PrimitiveKind;
+    let mut lines = Vec::new();
+    let mut operations = Vec::new();
+    for primitive in &list.primitives {
+        let action = match primitive.kind {
+            PrimitiveKind::MoveFile => Action::Rename,
+            PrimitiveKind::HardlinkFile => Action::Hardlink,
+            PrimitiveKind::DeleteFile => Action::Delete,
+            PrimitiveKind::CreateFile => Action::Create,
+            PrimitiveKind::CreateDirectory => Action::CreateDirectory,
+            _ => continue,
+        };
+        lines.push(primitive.line);
+        operations.push((primitive, action));
+    }
     let origin = Arc::new(ListOrigin {
         path: path.to_string(),
         poq: 0,
-        lines: list
-            .primitives
-            .iter()
-            .map(|p| (p.element, p.line))
-            .collect(),
+        first_index,
+        lines,
     });
-    let operations = list
-        .primitives
-        .iter()
+    let operations = operations
+        .into_iter()
         .enumerate()
-        .filter_map(|(n, primitive)| {
-            let action = match primitive.kind {
-                PrimitiveKind::MoveFile => Action::Rename,
-                PrimitiveKind::HardlinkFile => Action::Hardlink,
-                PrimitiveKind::DeleteFile => Action::Delete,
-                PrimitiveKind::CreateFile => Action::Create,
-                PrimitiveKind::CreateDirectory => Action::CreateDirectory,
-                _ => return None,
-            };
-            Some(Operation {
-                index: first_index + n,
-                origin: Origin::ActionList {
-                    list: Arc::clone(&origin),
-                    element: primitive.element,
-                },
-                action,
-                // MoveFile and HardlinkFile replace what is at the destination.
-                replace_existing: matches!(action, Action::Rename | Action::Hardlink),
-                source: QueuePath::plain(primitive.source.as_ref().into()),
-                destination: primitive
-                    .destination
-                    .as_deref()
-                    .map(|d| QueuePath::plain(d.into())),
-                irregular: None,
-            })
+        .map(|(n, (primitive, action))| Operation {
+            index: first_index + n,
+            origin: Origin::ActionList {
+                list: Arc::clone(&origin),
+                element: primitive.element,
+            },
+            action,
+            // MoveFile and HardlinkFile replace what is at the destination.
+            replace_existing: matches!(action, Action::Rename | Action::Hardlink),
+            // The list's strings themselves, shared: no second copy of every path.
+            source: QueuePath::plain(Arc::clone(&primitive.source)),
+            destination: primitive
+                .destination
+                .as_ref()
+                .map(|d| QueuePath::plain(Arc::clone(d))),
+            irregular: None,
         })
         .collect();
     Queue {

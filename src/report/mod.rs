@@ -309,7 +309,7 @@ impl Serialize for OperationReport<'_> {
                         path: &list.path,
                         poq: list.poq,
                         element: *element,
-                        line: list.line(*element),
+                        line: list.line(op.index),
                     },
                 )?;
             }

@@ -229,7 +229,7 @@ pub fn write_table<W: Write + ?Sized>(
             } => action.push_str(&format!("  ({} #{string_index})", shown(value))),
             Origin::ActionList { list, element } => {
                 action.push_str(&format!("  ({} element {element}", shown(&list.path)));
-                if let Some(line) = list.line(*element) {
+                if let Some(line) = list.line(op.index) {
                     action.push_str(&format!(", line {line}"));
                 }
                 action.push(')');

@@ -255,3 +255,28 @@ fn file_primitives_and_element_names_are_bounded() {
     assert_eq!(list.counts.len(), NAMES_LIMIT + 1);
     assert_eq!(list.counts["(other names)"], 10);
 }
+
+#[test]
+fn empty_arguments_name_no_list_and_split_arguments_are_kept_whole() {
+    // Found by the poqexec_command fuzz target: `""` is an argument, but names nothing.
+    assert_eq!(list_named_by("poqexec.exe \"\""), None);
+    assert_eq!(
+        list_named_by("poqexec.exe C:\\a.xml \"\" /log"),
+        Some("C:\\a.xml".into())
+    );
+    // One argument per string: a tab or a quote inside a string is part of the path.
+    assert_eq!(
+        list_named_by_arguments(&["poqexec.exe", "/display_progress", "C:\\a\tb.xml"]),
+        Some("C:\\a\tb.xml".into())
+    );
+    assert_eq!(
+        list_named_by_arguments(&[
+            "C:\\Windows\\System32\\poqexec.exe",
+            "%SystemRoot%\\x.xml",
+            "/x"
+        ]),
+        Some("\\SystemRoot\\x.xml".into())
+    );
+    assert_eq!(list_named_by_arguments(&["cmd.exe", "x.xml"]), None);
+    assert_eq!(list_named_by_arguments::<&str>(&[]), None);
+}
