@@ -727,3 +727,45 @@ fn a_huge_or_deeply_nested_list_is_a_finding_not_a_crash() {
     assert_eq!(deep["detail"]["error"], "too-deep");
     assert_eq!(deep["detail"]["line"], 1);
 }
+
+#[test]
+fn a_one_string_poqexec_cmdline_and_dont_run_in_smss_are_read_and_said() {
+    let mut s = Scenario::new();
+    downdate(&mut s);
+    let mut software = software_hive(Some(&[
+        r#""C:\Windows\System32\poqexec.exe" /display_progress "%SystemRoot%\..\Users\victim\AppData\Local\Temp\pending.xml""#,
+    ]));
+    software.value(
+        nextboot_regf_writer::servicing::SIDE_BY_SIDE_CONFIGURATION,
+        "DontRunPoqexecInSmss",
+        support::regf::REG_DWORD,
+        &1u32.to_le_bytes(),
+    );
+    s.write(&format!("{CONFIG}/SOFTWARE"), &software.to_bytes());
+    let (status, report) = s.check(&[]);
+    // `..` is not followed: the list named this way is not found, and not examined.
+    assert_eq!(status, 2, "{:#}", report["action_lists"]);
+    assert!(report["action_lists"][0]["path"]
+        .as_str()
+        .unwrap()
+        .starts_with(r"\SystemRoot\..\Users"));
+    // The same command without `..`: found, run, and the assumption said.
+    let mut software = software_hive(Some(&[
+        r#""C:\Windows\System32\poqexec.exe" /display_progress "\??\C:\Users\victim\AppData\Local\Temp\pending.xml""#,
+    ]));
+    software.value(
+        nextboot_regf_writer::servicing::SIDE_BY_SIDE_CONFIGURATION,
+        "DontRunPoqexecInSmss",
+        support::regf::REG_DWORD,
+        &1u32.to_le_bytes(),
+    );
+    s.write(&format!("{CONFIG}/SOFTWARE"), &software.to_bytes());
+    let (status, report) = s.check(&[]);
+    assert_eq!(status, 1);
+    assert_eq!(verdicts(&report), ["downgrade"]);
+    let why = report["action_lists"][0]["why"].as_str().unwrap();
+    assert!(why.contains("DontRunPoqexecInSmss"), "{why}");
+    let values = &report["servicing_hives"][0]["values"];
+    assert_eq!(values[1]["name"], "DontRunPoqexecInSmss");
+    assert_eq!(values[1]["data"], 1);
+}
