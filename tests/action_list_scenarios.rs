@@ -61,6 +61,18 @@ fn alerts(report: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The rename queue stages `fixture` as SET1.tmp over System32's file.dll.
+fn stage_over_file_dll(s: &mut Scenario, fixture: &str) {
+    s.put("Windows/System32/SET1.tmp", fixture);
+    s.hive.pending(
+        1,
+        &[(
+            r"\??\C:\Windows\System32\SET1.tmp",
+            r"!\??\C:\Windows\System32\file.dll",
+        )],
+    );
+}
+
 /// A component directory of the store.
 const COMPONENT: &str =
     "amd64_microsoft-windows-file_31bf3856ad364e35_12.0.2195.7_none_0123456789abcdef";
@@ -216,14 +228,7 @@ fn the_list_has_the_last_word_over_the_rename_queue() {
     let mut s = Scenario::new();
     cbs_image(&mut s);
     // The rename queue stages 5 over file.dll; the list then links the store's 12 there.
-    s.put("Windows/System32/SET1.tmp", "file_v5.dll");
-    s.hive.pending(
-        1,
-        &[(
-            r"\??\C:\Windows\System32\SET1.tmp",
-            r"!\??\C:\Windows\System32\file.dll",
-        )],
-    );
+    stage_over_file_dll(&mut s, "file_v5.dll");
     let (status, report) = s.check(&[]);
     assert_eq!(verdicts(&report), ["superseded", "upgrade", "upgrade"]);
     assert_eq!(report["operations"][0]["queue"], "registry");
@@ -272,14 +277,7 @@ fn a_list_that_is_not_well_formed_is_a_finding_with_its_place_and_not_examined()
         PENDING,
         b"<PendingTransaction Identifier=\"x\">\n<POQ>\n<MoveFile source=\"a\" destination=\"b\">\n</POQ>\n",
     );
-    s.put("Windows/System32/SET1.tmp", "file_v12.dll");
-    s.hive.pending(
-        1,
-        &[(
-            r"\??\C:\Windows\System32\SET1.tmp",
-            r"!\??\C:\Windows\System32\file.dll",
-        )],
-    );
+    stage_over_file_dll(&mut s, "file_v12.dll");
     let (status, report) = s.check(&[]);
     assert_eq!(status, 2, "what the list does is unknown");
     assert_eq!(
@@ -404,15 +402,8 @@ fn a_list_named_only_by_a_control_set_that_does_not_boot_next_does_not_run() {
 #[test]
 fn missing_servicing_hives_are_findings_and_the_rename_queue_is_still_reported() {
     let mut s = Scenario::new();
-    s.put("Windows/System32/SET1.tmp", "file_v8.dll");
     s.put("Windows/System32/file.dll", "file_v12.dll");
-    s.hive.pending(
-        1,
-        &[(
-            r"\??\C:\Windows\System32\SET1.tmp",
-            r"!\??\C:\Windows\System32\file.dll",
-        )],
-    );
+    stage_over_file_dll(&mut s, "file_v8.dll");
     let (status, report) = s.check(&[]);
     assert_eq!(status, 1);
     assert_eq!(verdicts(&report), ["downgrade"]);
