@@ -723,16 +723,20 @@ fn a_huge_or_deeply_nested_list_is_a_finding_not_a_crash() {
 fn a_one_string_poqexec_cmdline_and_dont_run_in_smss_are_read_and_said() {
     let mut s = Scenario::new();
     downdate(&mut s);
-    let mut software = software_hive(Some(&[
+    // PoqexecCmdline as one command line, and DontRunPoqexecInSmss set.
+    let software = |command: &str| {
+        let mut software = software_hive(Some(&[command]));
+        software.value(
+            nextboot_regf_writer::servicing::SIDE_BY_SIDE_CONFIGURATION,
+            "DontRunPoqexecInSmss",
+            support::regf::REG_DWORD,
+            &1u32.to_le_bytes(),
+        );
+        s.write(&format!("{CONFIG}/SOFTWARE"), &software.to_bytes());
+    };
+    software(
         r#""C:\Windows\System32\poqexec.exe" /display_progress "%SystemRoot%\..\Users\victim\AppData\Local\Temp\pending.xml""#,
-    ]));
-    software.value(
-        nextboot_regf_writer::servicing::SIDE_BY_SIDE_CONFIGURATION,
-        "DontRunPoqexecInSmss",
-        support::regf::REG_DWORD,
-        &1u32.to_le_bytes(),
     );
-    s.write(&format!("{CONFIG}/SOFTWARE"), &software.to_bytes());
     let (status, report) = s.check(&[]);
     // `..` is not followed: the list named this way is not found, and not examined.
     assert_eq!(status, 2, "{:#}", report["action_lists"]);
@@ -741,16 +745,9 @@ fn a_one_string_poqexec_cmdline_and_dont_run_in_smss_are_read_and_said() {
         .unwrap()
         .starts_with(r"\SystemRoot\..\Users"));
     // The same command without `..`: found, run, and the assumption said.
-    let mut software = software_hive(Some(&[
+    software(
         r#""C:\Windows\System32\poqexec.exe" /display_progress "\??\C:\Users\victim\AppData\Local\Temp\pending.xml""#,
-    ]));
-    software.value(
-        nextboot_regf_writer::servicing::SIDE_BY_SIDE_CONFIGURATION,
-        "DontRunPoqexecInSmss",
-        support::regf::REG_DWORD,
-        &1u32.to_le_bytes(),
     );
-    s.write(&format!("{CONFIG}/SOFTWARE"), &software.to_bytes());
     let (status, report) = s.check(&[]);
     assert_eq!(status, 1);
     assert_eq!(verdicts(&report), ["downgrade"]);

@@ -16,7 +16,7 @@ use crate::finding::Finding;
 use crate::hive::RawValue;
 use crate::queue::action_list::{self, read_action_list, ActionList};
 use crate::queue::{decode_action_list, nt_form, Action, Operation};
-use crate::volume::{EntryKind, PathKey, Volumes};
+use crate::volume::{EntryKind, PathKey, Resolved, Unresolved, Volumes};
 
 /// Where the list is when nothing names another.
 pub const DEFAULT_LIST: &str = r"\SystemRoot\WinSxS\pending.xml";
@@ -62,11 +62,11 @@ pub struct SoftwareValues {
     pub dont_run_poqexec_in_smss: Option<RawValue>,
 }
 
+/// What the gate reads of COMPONENTS (its other values are in the report's
+/// `servicing_hives`).
 #[derive(Clone, Debug, Default)]
 pub struct ComponentsValues {
     pub pending_xml_identifier: Option<RawValue>,
-    /// `PoqexecFailure`, `ExecutionState`, `RepairTransactionPended`, when set.
-    pub state: Vec<RawValue>,
 }
 
 /// One candidate list: the report's `action_lists` entry.
@@ -122,8 +122,15 @@ pub struct ActionLists {
 /// A candidate while it is judged.
 struct Candidate {
     section: ActionListSection,
-    key: Option<PathKey>,
+    /// Its path mapped onto the volumes (once, when it was first named).
+    resolved: Result<Resolved, Unresolved>,
     list: Option<ActionList>,
+}
+
+impl Candidate {
+    fn key(&self) -> Option<&PathKey> {
+        self.resolved.as_ref().ok().map(|r| &r.key)
+    }
 }
 
 /// Finds, reads and gates every candidate list; operations are numbered from `first_index`
@@ -135,17 +142,21 @@ pub fn find_action_lists(
 ) -> ActionLists {
     let mut out = ActionLists::default();
     let mut candidates: Vec<Candidate> = Vec::new();
-    let key_of = |path: &str| volumes.resolve(&nt_form(path)).ok().map(|r| r.key);
-    let mut add = |path: String, by: RegisteredBy, set: Option<u32>, command: Option<String>| {
-        let key = key_of(&path);
-        let at = candidates.iter().position(|c| match (&c.key, &key) {
+    let resolve = |path: &str| volumes.resolve(&nt_form(path));
+    let mut add = |path: String,
+                   resolved: Result<Resolved, Unresolved>,
+                   by: RegisteredBy,
+                   set: Option<u32>,
+                   command: Option<String>| {
+        let key = resolved.as_ref().ok().map(|r| &r.key);
+        let at = candidates.iter().position(|c| match (c.key(), key) {
             (Some(a), Some(b)) => a == b,
             _ => c.section.path.eq_ignore_ascii_case(&path),
         });
         let at = at.unwrap_or_else(|| {
             candidates.push(Candidate {
                 section: section(path),
-                key,
+                resolved,
                 list: None,
             });
             candidates.len() - 1
@@ -164,7 +175,14 @@ pub fn find_action_lists(
     for (set, value) in &registrations.setup_execute {
         for command in strings(value) {
             if let Some(list) = action_list::list_named_by(&command) {
-                add(list, RegisteredBy::SetupExecute, Some(*set), Some(command));
+                let resolved = resolve(&list);
+                add(
+                    list,
+                    resolved,
+                    RegisteredBy::SetupExecute,
+                    Some(*set),
+                    Some(command),
+                );
             }
         }
     }
@@ -181,183 +199,46 @@ pub fn find_action_lists(
             ),
         };
         if let Some(list) = list {
-            add(list, RegisteredBy::PoqexecCmdline, None, Some(command));
+            let resolved = resolve(&list);
+            add(
+                list,
+                resolved,
+                RegisteredBy::PoqexecCmdline,
+                None,
+                Some(command),
+            );
         }
     }
     // The default place counts when a file is there (or something above named it).
-    let default_key = key_of(DEFAULT_LIST);
-    let default_exists = default_key
-        .as_ref()
-        .and_then(|key| volumes.stat(key).ok().flatten())
-        .is_some();
-    if default_exists {
-        add(DEFAULT_LIST.to_string(), RegisteredBy::Default, None, None);
+    let default = resolve(DEFAULT_LIST);
+    let default_key = default.as_ref().ok().map(|r| r.key.clone());
+    if default.as_ref().is_ok_and(|r| r.entry.is_some()) {
+        add(
+            DEFAULT_LIST.to_string(),
+            default,
+            RegisteredBy::Default,
+            None,
+            None,
+        );
     }
 
-    let components_identifier = registrations
-        .components
-        .as_ref()
-        .and_then(|c| c.pending_xml_identifier.as_ref())
-        .and_then(|v| action_list::components_identifier(&v.bytes));
-    let dont_run_in_smss = software
-        .and_then(|s| s.dont_run_poqexec_in_smss.as_ref())
-        .filter(|v| v.bytes.iter().any(|&b| b != 0));
-    let no_volume = volumes.drives().next().is_none() && volumes.devices().next().is_none();
-
+    let judge = Judge {
+        registrations,
+        volumes,
+        components_identifier: registrations
+            .components
+            .as_ref()
+            .and_then(|c| c.pending_xml_identifier.as_ref())
+            .and_then(|v| action_list::components_identifier(&v.bytes)),
+        dont_run_in_smss: software
+            .and_then(|s| s.dont_run_poqexec_in_smss.as_ref())
+            .is_some_and(|v| v.bytes.iter().any(|&b| b != 0)),
+        no_volume: volumes.drives().next().is_none() && volumes.devices().next().is_none(),
+    };
     for candidate in &mut candidates {
-        let section = &mut candidate.section;
-        section.components_identifier = components_identifier.clone();
-        let registered = |by| section.registered_by.contains(&by);
-        let next_set = section
-            .setup_execute_control_sets
-            .contains(&registrations.next_control_set);
-        let mut why: Vec<String> = Vec::new();
-        let named_to_run = if next_set {
-            why.push(format!(
-                "named by SetupExecute of ControlSet{:03}, the set that boots next",
-                registrations.next_control_set
-            ));
-            true
-        } else if registered(RegisteredBy::PoqexecCmdline) {
-            why.push("named by PoqexecCmdline, which servicing runs at the next boot".into());
-            true
-        } else if registered(RegisteredBy::Default) {
-            why.push("at the default place; assumed to run although nothing names it (servicing carries out a pending list it finds)".into());
-            true
-        } else {
-            why.push(format!(
-                "named only by SetupExecute of {}, not the set that boots next",
-                sets(&section.setup_execute_control_sets)
-            ));
-            false
-        };
-        if no_volume {
-            why.push("no volume was given, so the list was not read".into());
-            section.why = why.join("; ");
-            continue;
-        }
-        let resolved = volumes.resolve(&nt_form(&section.path));
-        let entry = match &resolved {
-            Ok(resolved) => resolved.entry.clone(),
-            Err(unresolved) => {
-                why.push(format!(
-                    "the path cannot be mapped onto the volumes: {unresolved}"
-                ));
-                if named_to_run {
-                    out.not_examined.push(section.path.clone());
-                    out.findings.push(Finding::warning(
-                        "action-list-unreadable",
-                        format!(
-                            "the action list {} cannot be found on the volumes ({unresolved}): what it does at the next boot is unknown",
-                            section.path
-                        ),
-                    ));
-                }
-                section.why = why.join("; ");
-                continue;
-            }
-        };
-        let Some(entry) = entry else {
-            why.push("the file does not exist, so there is nothing to run".into());
-            section.why = why.join("; ");
-            continue;
-        };
-        let mount = candidate.key.as_ref().map_or(0, PathKey::mount);
-        let names = entry.names();
-        section.exists = true;
-        section.host_path = Some(volumes.display(mount, &names));
-        let host = section.host_path.clone().unwrap_or_default();
-        if entry.kind != EntryKind::File {
-            why.push("it is not a regular file".into());
-            section.why = why.join("; ");
-            continue;
-        }
-        let evidence = match volumes.open(mount, &names) {
-            Ok(evidence) => evidence,
-            Err(err) => {
-                why.push(format!("it cannot be read: {err}"));
-                out.not_examined.push(host.clone());
-                out.findings.push(Finding::warning(
-                    "action-list-unreadable",
-                    format!("cannot read the action list {host}: {err}; what it does at the next boot is unknown"),
-                ));
-                section.why = why.join("; ");
-                continue;
-            }
-        };
-        section.size = Some(evidence.len() as u64);
-        section.sha256 = registrations.hash.then(|| sha256_hex(&evidence));
-        out.inputs
-            .push((host.clone(), evidence.len() as u64, section.sha256.clone()));
-        let list = match read_action_list(&evidence) {
-            Ok(list) => list,
-            Err(err) => {
-                why.push(format!(
-                    "{err}; poqexec would not run it, but another reader may (not examined)"
-                ));
-                out.not_examined.push(host.clone());
-                out.findings.push(
-                    Finding::warning(
-                        "action-list-unreadable",
-                        format!("the action list {host} cannot be read: {err}"),
-                    )
-                    .with_detail(&err),
-                );
-                section.why = why.join("; ");
-                continue;
-            }
-        };
-        section.version = list.version.clone();
-        section.wcp_version = list.wcp_version.clone();
-        section.identifier = list.identifier.clone();
-        section.primitives = list.counts.clone();
-        section.poqs = list.poqs;
-        section.notes = list.notes.clone();
-        if list.more_notes > 0 {
-            section
-                .notes
-                .push(format!("and {} more notes", list.more_notes));
-        }
-        let mut runs = named_to_run;
-        if runs {
-            match &registrations.components {
-                None => why.push(
-                    "COMPONENTS was not read, so the identifier gate is assumed to let it run"
-                        .into(),
-                ),
-                Some(_)
-                    if action_list::identifier_admits(&list, components_identifier.as_deref()) =>
-                {
-                    why.push("its Identifier equals COMPONENTS PendingXmlIdentifier".into())
-                }
-                Some(_) => {
-                    runs = false;
-                    let because = format!(
-                        "its Identifier {} differs from COMPONENTS PendingXmlIdentifier {}, so poqexec will not run it",
-                        list.identifier.as_deref().unwrap_or("(none)"),
-                        components_identifier.as_deref().unwrap_or("(absent)")
-                    );
-                    out.findings.push(
-                        Finding::warning(
-                            "action-list-identifier-mismatch",
-                            format!("the action list {host}: {because}; its operations are reported as no-effect"),
-                        )
-                        .with_detail(&serde_json::json!({
-                            "list": section.path,
-                            "identifier": list.identifier,
-                            "components_identifier": components_identifier,
-                        })),
-                    );
-                    why.push(because);
-                }
-            }
-        }
-        if runs && dont_run_in_smss.is_some() {
-            why.push("DontRunPoqexecInSmss is set (its meaning is unconfirmed): assumed to run later in the boot all the same".into());
-        }
-        section.runs_next_boot = runs;
-        section.why = why.join("; ");
-        candidate.list = Some(list);
+        let mut why = Vec::new();
+        candidate.list = judge.judge(candidate, &mut why, &mut out);
+        candidate.section.why = why.join("; ");
     }
 
     // Numbered in boot order: the lists that run, then the others.
@@ -395,6 +276,182 @@ pub fn find_action_lists(
     out
 }
 
+/// What decides whether a candidate runs, the same for every candidate.
+struct Judge<'a> {
+    registrations: &'a Registrations,
+    volumes: &'a Volumes,
+    /// COMPONENTS `PendingXmlIdentifier` as text.
+    components_identifier: Option<String>,
+    /// SOFTWARE `DontRunPoqexecInSmss` is set (non-zero).
+    dont_run_in_smss: bool,
+    no_volume: bool,
+}
+
+impl Judge<'_> {
+    /// Whether `candidate` runs at the next boot (its `runs_next_boot`, and why, in `why`),
+    /// and the list, when it was read.
+    fn judge(
+        &self,
+        candidate: &mut Candidate,
+        why: &mut Vec<String>,
+        out: &mut ActionLists,
+    ) -> Option<ActionList> {
+        let registrations = self.registrations;
+        let section = &mut candidate.section;
+        section.components_identifier = self.components_identifier.clone();
+        let registered = |by| section.registered_by.contains(&by);
+        let next_set = section
+            .setup_execute_control_sets
+            .contains(&registrations.next_control_set);
+        let named_to_run = if next_set {
+            why.push(format!(
+                "named by SetupExecute of ControlSet{:03}, the set that boots next",
+                registrations.next_control_set
+            ));
+            true
+        } else if registered(RegisteredBy::PoqexecCmdline) {
+            why.push("named by PoqexecCmdline, which servicing runs at the next boot".into());
+            true
+        } else if registered(RegisteredBy::Default) {
+            why.push("at the default place; assumed to run although nothing names it (servicing carries out a pending list it finds)".into());
+            true
+        } else {
+            why.push(format!(
+                "named only by SetupExecute of {}, not the set that boots next",
+                sets(&section.setup_execute_control_sets)
+            ));
+            false
+        };
+        if self.no_volume {
+            why.push("no volume was given, so the list was not read".into());
+            return None;
+        }
+        let resolved = match &candidate.resolved {
+            Ok(resolved) => resolved,
+            Err(unresolved) => {
+                why.push(format!(
+                    "the path cannot be mapped onto the volumes: {unresolved}"
+                ));
+                if named_to_run {
+                    out.not_examined.push(section.path.clone());
+                    out.findings.push(Finding::warning(
+                        "action-list-unreadable",
+                        format!(
+                            "the action list {} cannot be found on the volumes ({unresolved}): what it does at the next boot is unknown",
+                            section.path
+                        ),
+                    ));
+                }
+                return None;
+            }
+        };
+        let Some(entry) = &resolved.entry else {
+            why.push("the file does not exist, so there is nothing to run".into());
+            return None;
+        };
+        let mount = resolved.key.mount();
+        let names = entry.names();
+        let host = self.volumes.display(mount, &names);
+        section.exists = true;
+        section.host_path = Some(host.clone());
+        if entry.kind != EntryKind::File {
+            why.push("it is not a regular file".into());
+            return None;
+        }
+        let evidence = match self.volumes.open(mount, &names) {
+            Ok(evidence) => evidence,
+            Err(err) => {
+                why.push(format!("it cannot be read: {err}"));
+                out.not_examined.push(host.clone());
+                out.findings.push(Finding::warning(
+                    "action-list-unreadable",
+                    format!("cannot read the action list {host}: {err}; what it does at the next boot is unknown"),
+                ));
+                return None;
+            }
+        };
+        section.size = Some(evidence.len() as u64);
+        section.sha256 = registrations.hash.then(|| sha256_hex(&evidence));
+        out.inputs
+            .push((host.clone(), evidence.len() as u64, section.sha256.clone()));
+        let list = match read_action_list(&evidence) {
+            Ok(list) => list,
+            Err(err) => {
+                why.push(format!(
+                    "{err}; poqexec would not run it, but another reader may (not examined)"
+                ));
+                out.not_examined.push(host.clone());
+                out.findings.push(
+                    Finding::warning(
+                        "action-list-unreadable",
+                        format!("the action list {host} cannot be read: {err}"),
+                    )
+                    .with_detail(&err),
+                );
+                return None;
+            }
+        };
+        section.version = list.version.clone();
+        section.wcp_version = list.wcp_version.clone();
+        section.identifier = list.identifier.clone();
+        section.primitives = list.counts.clone();
+        section.poqs = list.poqs;
+        section.notes = list.notes.clone();
+        if list.more_notes > 0 {
+            section
+                .notes
+                .push(format!("and {} more notes", list.more_notes));
+        }
+        section.runs_next_boot = named_to_run && self.gate(&list, &host, section, why, out);
+        if section.runs_next_boot && self.dont_run_in_smss {
+            why.push("DontRunPoqexecInSmss is set (its meaning is unconfirmed): assumed to run later in the boot all the same".into());
+        }
+        Some(list)
+    }
+
+    /// The identifier gate: whether poqexec will run `list`, with why.
+    fn gate(
+        &self,
+        list: &ActionList,
+        host: &str,
+        section: &ActionListSection,
+        why: &mut Vec<String>,
+        out: &mut ActionLists,
+    ) -> bool {
+        let components = self.components_identifier.as_deref();
+        if self.registrations.components.is_none() {
+            why.push(
+                "COMPONENTS was not read, so the identifier gate is assumed to let it run".into(),
+            );
+            return true;
+        }
+        if action_list::identifier_admits(list, components) {
+            why.push("its Identifier equals COMPONENTS PendingXmlIdentifier".into());
+            return true;
+        }
+        let because = format!(
+            "its Identifier {} differs from COMPONENTS PendingXmlIdentifier {}, so poqexec will not run it",
+            list.identifier.as_deref().unwrap_or("(none)"),
+            components.unwrap_or("(absent)")
+        );
+        out.findings.push(
+            Finding::warning(
+                "action-list-identifier-mismatch",
+                format!(
+                    "the action list {host}: {because}; its operations are reported as no-effect"
+                ),
+            )
+            .with_detail(&serde_json::json!({
+                "list": section.path,
+                "identifier": list.identifier,
+                "components_identifier": components,
+            })),
+        );
+        why.push(because);
+        false
+    }
+}
+
 /// The indicators of `docs/action-lists.md` as findings.
 fn indicators(
     out: &mut ActionLists,
@@ -408,6 +465,7 @@ fn indicators(
         .ok()
         .map(|r| r.key);
     for candidate in candidates.iter_mut() {
+        let at_default = candidate.key().is_some() && candidate.key() == default_key;
         let section = &mut candidate.section;
         let shown = &section.path;
         if section
@@ -436,7 +494,7 @@ fn indicators(
         if !section.runs_next_boot {
             continue;
         }
-        if candidate.key.is_none() || candidate.key.as_ref() != default_key {
+        if !at_default {
             out.findings.push(
                 Finding::alert(
                     "action-list-outside-winsxs",
@@ -474,7 +532,7 @@ fn indicators(
         .filter(|op| {
             let source = volumes.resolve(&nt_form(op.source.path())).ok();
             match (&store, source) {
-                (Some(store), Some(source)) => !within(&source.key, store),
+                (Some(store), Some(source)) => !source.key.is_within(store),
                 _ => true,
             }
         })
@@ -517,15 +575,6 @@ fn indicators(
             })),
         );
     }
-}
-
-/// `key` is `ancestor` or inside it.
-fn within(key: &PathKey, ancestor: &PathKey) -> bool {
-    key.mount() == ancestor.mount()
-        && match key.as_str().strip_prefix(ancestor.as_str()) {
-            Some(rest) => rest.is_empty() || rest.starts_with('\\') || ancestor.as_str().is_empty(),
-            None => false,
-        }
 }
 
 fn section(path: String) -> ActionListSection {
@@ -580,25 +629,4 @@ fn registered(by: &[RegisteredBy]) -> String {
         })
         .collect();
     names.join(" and ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn within_compares_whole_components() {
-        let store = PathKey::new(0, ["WINDOWS", "WINSXS"]);
-        assert!(within(&PathKey::new(0, ["WINDOWS", "WINSXS", "X"]), &store));
-        assert!(within(&store, &store));
-        assert!(!within(
-            &PathKey::new(0, ["WINDOWS", "WINSXSX", "X"]),
-            &store
-        ));
-        assert!(!within(
-            &PathKey::new(1, ["WINDOWS", "WINSXS", "X"]),
-            &store
-        ));
-        assert!(!within(&PathKey::new(0, ["USERS", "A"]), &store));
-    }
 }

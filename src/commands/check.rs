@@ -222,17 +222,7 @@ impl Inspection {
             size: std::fs::metadata(&log.name).map_or(0, |m| m.len()),
             sha256: (options.hash != HashMode::None).then(|| log.sha256.clone()),
         }));
-        let trusted_installer_start = hive::read_key_values(
-            loaded.bytes(),
-            &[
-                &format!("ControlSet{used:03}"),
-                "Services",
-                "TrustedInstaller",
-            ],
-            &["Start"],
-        )
-        .ok()
-        .and_then(|values| values.get("Start").and_then(|v| dword(&v.bytes)));
+        let trusted_installer_start = hive::trusted_installer_start(loaded.bytes(), used);
         drop(loaded);
         let hashing = options.hash != HashMode::None;
         // Beside SYSTEM unless named (one listing of its folder for both).
@@ -259,10 +249,7 @@ impl Inspection {
             findings.extend(opened.findings.iter().cloned());
             if let Some(path) = &opened.hive.path.as_ref().filter(|_| opened.hive.read) {
                 inputs.push(InputFile {
-                    role: match opened.hive.role {
-                        ServicingRole::Software => "software",
-                        ServicingRole::Components => "components",
-                    },
+                    role: opened.hive.role.as_str(),
                     path: path.to_string(),
                     size: opened.hive.size.unwrap_or_default(),
                     sha256: opened.hive.sha256.clone(),
@@ -309,13 +296,6 @@ impl Inspection {
             }),
             components: components.hive.read.then(|| ComponentsValues {
                 pending_xml_identifier: components.values.get("PendingXmlIdentifier").cloned(),
-                state: components
-                    .values
-                    .values
-                    .iter()
-                    .filter(|v| v.name != "PendingXmlIdentifier")
-                    .cloned()
-                    .collect(),
             }),
             trusted_installer_start,
             hash: hashing,
@@ -431,9 +411,4 @@ impl Inspection {
         }
         Report::build(self.parts, operations, replay, &self.volumes)
     }
-}
-
-/// A REG_DWORD's number.
-fn dword(bytes: &[u8]) -> Option<u32> {
-    Some(u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?))
 }

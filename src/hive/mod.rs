@@ -20,8 +20,8 @@ pub use key_values::{read_key_values, KeyValues};
 pub use load::{is_stdin, load, logs_beside, LoadedHive, LogChoice};
 pub use mounted_devices::{MountedDevice, VolumeIdentity};
 pub use servicing::{
-    open_servicing, servicing_hives_beside, OpenedServicing, ServicingHive, ServicingRole,
-    ServicingValue,
+    open_servicing, servicing_hives_beside, trusted_installer_start, OpenedServicing,
+    ServicingHive, ServicingRole, ServicingValue,
 };
 
 use miette::Diagnostic;

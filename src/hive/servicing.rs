@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{load, read_key_values, HiveError, KeyValues, LogChoice, RawValue};
+use super::{error_chain, load, read_key_values, KeyValues, LogChoice, RawValue};
 use crate::evidence::ListedKind;
 use crate::finding::Finding;
 
@@ -20,6 +20,14 @@ pub enum ServicingRole {
 }
 
 impl ServicingRole {
+    /// The name scripts see (`software`, `components`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServicingRole::Software => "software",
+            ServicingRole::Components => "components",
+        }
+    }
+
     /// The file name in `System32\config`.
     pub fn file_name(self) -> &'static str {
         match self {
@@ -269,16 +277,17 @@ pub fn open_servicing(
     }
 }
 
-/// An error and its causes, as one sentence.
-fn error_chain(err: &HiveError) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+/// `Services\TrustedInstaller\Start` of a control set of the SYSTEM hive in `bytes` (3 is
+/// manual, 2 automatic), when it is there and four bytes long.
+pub fn trusted_installer_start(bytes: &[u8], control_set: u32) -> Option<u32> {
+    let key = format!("ControlSet{control_set:03}");
+    let values =
+        read_key_values(bytes, &[&key, "Services", "TrustedInstaller"], &["Start"]).ok()?;
+    dword(&values.get("Start")?.bytes)
+}
+
+fn dword(bytes: &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?))
 }
 
 fn shown_value(value: &RawValue) -> ServicingValue {
@@ -298,12 +307,7 @@ fn shown_value(value: &RawValue) -> ServicingValue {
                     .collect(),
             )
         }
-        4 if value.bytes.len() == 4 => ValueData::Number(u32::from_le_bytes([
-            value.bytes[0],
-            value.bytes[1],
-            value.bytes[2],
-            value.bytes[3],
-        ])),
+        4 if value.bytes.len() == 4 => ValueData::Number(dword(&value.bytes).unwrap_or_default()),
         _ => ValueData::Hex(value.bytes.iter().map(|b| format!("{b:02x}")).collect()),
     };
     ServicingValue {

@@ -54,9 +54,8 @@ pub fn write_table<W: Write + ?Sized>(
         writeln!(out, "Hive         {}", shown(&hive.path))?;
     }
     let state = match (hive.dirty, hive.recovered) {
-        (false, _) => "clean".to_string(),
-        (true, true) => "dirty on disk, recovered with its transaction logs".to_string(),
-        (true, false) => style.paint("DIRTY, transaction logs not applied", "1;33"),
+        (true, false) => style.paint(hive_state(true, false), "1;33"),
+        (dirty, recovered) => hive_state(dirty, recovered).to_string(),
     };
     let mut line = format!(
         "             {state} (sequence {}/{}",
@@ -138,15 +137,8 @@ pub fn write_table<W: Write + ?Sized>(
         )?;
     }
     for hive in report.servicing_hives.iter().filter(|h| h.read) {
-        let state = match (hive.dirty, hive.recovered) {
-            (false, _) => "clean",
-            (true, true) => "dirty on disk, recovered with its transaction logs",
-            (true, false) => "DIRTY, transaction logs not applied",
-        };
-        let label = match hive.role {
-            crate::hive::ServicingRole::Software => "SOFTWARE",
-            crate::hive::ServicingRole::Components => "COMPONENTS",
-        };
+        let state = hive_state(hive.dirty, hive.recovered);
+        let label = hive.role.file_name();
         writeln!(
             out,
             "{label:<12} {} ({state})",
@@ -329,6 +321,15 @@ pub fn write_table<W: Write + ?Sized>(
         )?;
     }
     Ok(())
+}
+
+/// A hive file's state in words.
+fn hive_state(dirty: bool, recovered: bool) -> &'static str {
+    match (dirty, recovered) {
+        (false, _) => "clean",
+        (true, true) => "dirty on disk, recovered with its transaction logs",
+        (true, false) => "DIRTY, transaction logs not applied",
+    }
 }
 
 fn plural(n: usize) -> &'static str {

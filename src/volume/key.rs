@@ -98,6 +98,17 @@ impl PathKey {
         PathKey::from_joined(self.mount(), joined)
     }
 
+    /// This path is `ancestor` or inside it (whole components compared).
+    pub fn is_within(&self, ancestor: &PathKey) -> bool {
+        self.mount == ancestor.mount
+            && match self.as_str().strip_prefix(ancestor.as_str()) {
+                Some(rest) => {
+                    rest.is_empty() || rest.starts_with('\\') || ancestor.as_str().is_empty()
+                }
+                None => false,
+            }
+    }
+
     /// This path with `from` (an ancestor) replaced by `to`: where it is after `from` moved.
     pub fn rebase(&self, from: &PathKey, to: &PathKey) -> PathKey {
         let rest = self.as_str()[from.as_str().len()..].trim_start_matches('\\');
@@ -130,6 +141,16 @@ pub(super) fn fold_char(c: char) -> char {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn within_compares_whole_components() {
+        let store = PathKey::new(0, ["WINDOWS", "WINSXS"]);
+        assert!(PathKey::new(0, ["WINDOWS", "WINSXS", "X"]).is_within(&store));
+        assert!(store.is_within(&store));
+        assert!(!PathKey::new(0, ["WINDOWS", "WINSXSX", "X"]).is_within(&store));
+        assert!(!PathKey::new(1, ["WINDOWS", "WINSXS", "X"]).is_within(&store));
+        assert!(!PathKey::new(0, ["USERS", "A"]).is_within(&store));
+    }
 
     #[test]
     fn folding_is_simple_upper_case() {
