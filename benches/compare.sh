@@ -4,7 +4,8 @@
 #
 #   benches/compare.sh            # data in target/bench-data (made on first run)
 #
-# Needs: hyperfine, hivexget (libhivex-bin), wine64 (for its DLLs), GNU time, python3, and
+# Needs: hyperfine, hivexget (libhivex-bin), wine64 (for its DLLs), GNU time, python3, ntfs-3g
+# (mkntfs, and FUSE for the mounts the image rows compare with), wimtools, and
 # ../shared/hives for the real hive. Installs the Debian packages when missing and root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,8 @@ command -v hyperfine >/dev/null || missing+=(hyperfine)
 command -v hivexget >/dev/null || missing+=(libhivex-bin)
 [ -x /usr/bin/time ] || missing+=(time)
 [ -d /usr/lib/x86_64-linux-gnu/wine/x86_64-windows ] || missing+=(wine64)
+command -v ntfs-3g >/dev/null || missing+=(ntfs-3g)
+command -v wimapply >/dev/null || missing+=(wimtools)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -118,6 +121,37 @@ read -r t_list100k t_queue100k < <(medians 9 1 \
 ratio "check, 100,000 operations as an action list vs as a rename queue" "$t_list100k" "$t_queue100k" 1.5
 peak_row "peak memory (MB), 100k list operations vs 2 x list + 64 MB" "$data/list100k" \
   "$data/list100k/Windows/WinSxS/pending.xml"
+
+# NTFS images read in place (issue 16): win10 and ops10k as volume images (built once with
+# mkntfs and wimlib), checked directly and through a read-only ntfs-3g mount of the same image.
+for set in win10 ops10k; do
+  if [ ! -f "$data/$set.ntfs" ]; then
+    mb=$(( $(du -sm "$data/$set" | cut -f1) * 2 + 64 ))
+    truncate -s "${mb}M" "$tmp/$set.ntfs"
+    mkntfs -q -F -Q "$tmp/$set.ntfs" >/dev/null 2>&1
+    wimcapture "$data/$set" "$tmp/$set.wim" --compress=none >/dev/null
+    wimapply "$tmp/$set.wim" 1 "$tmp/$set.ntfs" >/dev/null
+    mv "$tmp/$set.ntfs" "$data/$set.ntfs"
+    rm -f "$tmp/$set.wim"
+  fi
+  mkdir -p "$tmp/mnt-$set"
+  ntfs-3g -o ro "$data/$set.ntfs" "$tmp/mnt-$set"
+done
+trap 'umount "$tmp"/mnt-* 2>/dev/null; rm -rf "$tmp"' EXIT
+read -r t_img_win10 t_mnt_win10 t_img_10k t_mnt_10k < <(medians 7 3 \
+  "$nb check $data/win10.ntfs --allow-dirty --hash none --format json > /dev/null" \
+  "$nb check $tmp/mnt-win10 --allow-dirty --hash none --format json > /dev/null" \
+  "$nb check $data/ops10k.ntfs --hash none --format json > /dev/null" \
+  "$nb check $tmp/mnt-ops10k --hash none --format json > /dev/null")
+ratio "check of an NTFS image vs of its ntfs-3g mount (real hive, 101 ops)" "$t_img_win10" "$t_mnt_win10" 1.5
+ratio "check of an NTFS image vs of its ntfs-3g mount (10,000 ops)" "$t_img_10k" "$t_mnt_10k" 1.5
+peak_of() {
+  { /usr/bin/time -f '%M' "$nb" check "$1" --allow-dirty --hash none --format json >/dev/null || true; } 2>&1 | tail -1
+}
+img_kb=$(peak_of "$data/ops10k.ntfs")
+dir_kb=$(peak_of "$tmp/mnt-ops10k")
+ratio "peak memory (MB), 10k ops: NTFS image vs its mount + 32 MB" \
+  "$(python3 -c "print($img_kb / 1024 / 1000)")" "$(python3 -c "print(($dir_kb + 32768) / 1024 / 1000)")" 1.0
 
 printf '%-66s %12s %12s %7s  %s\n' "measure" "nextboot" "reference" "ratio" "target"
 printf '%s\n' "${rows[@]}"

@@ -16,6 +16,8 @@ mkdir -p "$fuzz/logs" "$fuzz/work/$target" "$fuzz/artifacts/$target"
 case $target in
     hive_read|log_replay) max_len=65536 ;;
     pe_version) max_len=16384 ;;
+    ntfs_volume) max_len=2097152 ;;
+    partition_table) max_len=65536 ;;
     *) max_len=4096 ;;
 esac
 cd "$fuzz/work/$target"

@@ -185,6 +185,40 @@ def main():
     put("poqexec_command", utf16(identifier)[:-1])
     put("poqexec_command", utf16(identifier) + b"\x00\xd8")
     put("poqexec_command", b"\x3d\xd8\x00\xde" + utf16(identifier))
+    # (i) NTFS volumes: a 1 MiB volume from mkntfs with a few files and folders (when mkntfs
+    # and wimlib are installed), whole and with its first MFT records damaged.
+    ntfs = ntfs_seed()
+    if ntfs:
+        put("ntfs_volume", ntfs)
+        damaged = bytearray(ntfs)
+        damaged[0x4000 + 0x1FE] ^= 0xFF
+        put("ntfs_volume", bytes(damaged))
+
+
+def ntfs_seed():
+    import shutil
+    import subprocess
+    import tempfile
+    if not (shutil.which("mkntfs") and shutil.which("wimcapture") and shutil.which("wimapply")):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        tree = tmp / "tree" / "Windows" / "System32"
+        tree.mkdir(parents=True)
+        (tree / "file.dll").write_bytes((REPO / "testdata/pe/bin/file_v8.dll").read_bytes())
+        (tree / "A Long File Name.txt").write_bytes(b"x" * 5000)
+        for i in range(40):
+            (tree.parent / f"entry{i:03}").write_bytes(b"%d" % i)
+        image = tmp / "seed.img"
+        with open(image, "wb") as f:
+            f.truncate(2 << 20)
+        subprocess.run(["mkntfs", "-q", "-F", "-Q", "-c", "512", str(image)], check=True,
+                       capture_output=True)
+        subprocess.run(["wimcapture", str(tmp / "tree"), str(tmp / "t.wim"), "--compress=none"],
+                       check=True, capture_output=True)
+        subprocess.run(["wimapply", str(tmp / "t.wim"), "1", str(image)], check=True,
+                       capture_output=True)
+        return image.read_bytes()
 
 
 if __name__ == "__main__":

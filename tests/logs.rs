@@ -252,49 +252,8 @@ fn truncated_dirty_hive_is_a_clear_error() {
 
 /// A scenario volume whose SYSTEM hive is dirty: the primary still has the old queue (one
 /// harmless rename), the logs hold the newer one that also downgrades File.dll.
-fn dirty_scenario(logs: impl Fn(&[u8], &[u8]) -> support::regf_log::DirtyHive) -> Scenario {
-    let mut s = Scenario::new();
-    s.put("Windows/System32/File.dll", "file_v12.dll");
-    s.put("Windows/System32/SET1.tmp", "file_v8.dll");
-    s.put("Windows/System32/SET2.tmp", "file_v8.dll");
-    s.hive.pending(
-        1,
-        &[(
-            "\\??\\C:\\Windows\\System32\\SET2.tmp",
-            "\\??\\C:\\Windows\\System32\\new.dll",
-        )],
-    );
-    let old = s.hive.bytes();
-    s.hive.pending(
-        1,
-        &[
-            (
-                "\\??\\C:\\Windows\\System32\\SET2.tmp",
-                "\\??\\C:\\Windows\\System32\\new.dll",
-            ),
-            (
-                "\\??\\C:\\Windows\\System32\\SET1.tmp",
-                "!\\??\\C:\\Windows\\System32\\File.dll",
-            ),
-        ],
-    );
-    // Other writes of the same flush: the hive grows by several pages.
-    s.hive.writer.value(
-        "ControlSet001\\Services\\Filler",
-        "Blob",
-        support::regf::REG_BINARY,
-        &[0x5a; 20_000],
-    );
-    let new = s.hive.bytes();
-    let dirty = logs(&old, &new);
-    s.write("Windows/System32/config/SYSTEM.LOG1", &dirty.log1);
-    s.write("Windows/System32/config/system.log2", &dirty.log2);
-    s.replace_hive(dirty.primary);
-    s
-}
-
 use support::regf_log::{NewLogWriter, OldLogWriter};
-use support::{verdicts, Scenario};
+use support::{dirty_scenario, verdicts};
 
 #[test]
 fn check_reads_a_dirty_scenario_hive_with_its_logs_by_default() {

@@ -53,6 +53,7 @@ fn write_options(root: &Path, out: PathBuf, include: &[&str], with_sha256: bool)
     WriteOptions {
         root: root.to_path_buf(),
         system_drive: 'C',
+        partition: None,
         include: patterns(include),
         with_sha256,
         out,
@@ -63,6 +64,7 @@ fn verify_options(root: &Path) -> VerifyOptions {
     VerifyOptions {
         root: root.to_path_buf(),
         system_drive: 'C',
+        partition: None,
         hash_all: false,
     }
 }

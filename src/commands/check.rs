@@ -1,5 +1,6 @@
 //! `check`: the whole pipeline, from the inputs the user named to a [`Report`].
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use miette::Diagnostic;
@@ -9,6 +10,7 @@ use crate::boot::{
     self, find_action_lists, ActionLists, ComponentsValues, Reason, Registrations, Replay,
     ReplayOptions, SoftwareValues, Verdict,
 };
+use crate::evidence::{Folder, HostFolder};
 use crate::finding::Finding;
 use crate::hive::{
     self, ControlSetChoice, HiveError, LogChoice, OpenedServicing, RawValue, ServicingHive,
@@ -29,6 +31,8 @@ pub enum HashMode {
     Hive,
     /// The hive and every file examined.
     All,
+    /// As `All`, and each image given (ROOT, `--drive`, `--device`), whole.
+    Image,
 }
 
 /// The inputs of one `check`.
@@ -48,6 +52,8 @@ pub struct CheckOptions {
     pub devices: Vec<(u32, PathBuf)>,
     /// The letter Windows gave `root`.
     pub system_drive: char,
+    /// Which partition of a disk image `root` is, when several hold Windows.
+    pub partition: Option<u32>,
     pub control_set: ControlSetChoice,
     pub hash: HashMode,
     /// Transaction logs for a dirty hive.
@@ -66,6 +72,7 @@ impl Default for CheckOptions {
             drives: Vec::new(),
             devices: Vec::new(),
             system_drive: 'C',
+            partition: None,
             control_set: ControlSetChoice::Next,
             hash: HashMode::Hive,
             logs: LogChoice::Beside,
@@ -82,6 +89,7 @@ impl CheckOptions {
             drives: self.drives.clone(),
             devices: self.devices.clone(),
             system_drive: self.system_drive,
+            partition: self.partition,
         }
     }
 
@@ -90,7 +98,11 @@ impl CheckOptions {
     pub fn evidence(&self) -> crate::output::Evidence {
         let mut evidence = crate::output::Evidence::default();
         if let Some(root) = &self.root {
-            evidence.folder("ROOT", root);
+            if volume::is_image(root) {
+                evidence.file(root);
+            } else {
+                evidence.folder("ROOT", root);
+            }
         }
         for (letter, dir) in &self.drives {
             evidence.folder(format!("the volume for {letter}:"), dir);
@@ -150,6 +162,49 @@ pub enum CheckError {
     },
 }
 
+/// Each image given (ROOT, `--drive`, `--device`), hashed whole (`--hash image`), with a
+/// progress line on standard error when it is a terminal.
+fn hash_images(options: &CheckOptions) -> Vec<InputFile> {
+    use std::io::IsTerminal;
+    let named = options
+        .root
+        .iter()
+        .chain(options.drives.iter().map(|(_, p)| p))
+        .chain(options.devices.iter().map(|(_, p)| p));
+    let mut images: Vec<PathBuf> = named
+        .map(|p| volume::split_partition(p).0)
+        .filter(|p| volume::is_image(p))
+        .collect();
+    images.dedup();
+    let tty = std::io::stderr().is_terminal();
+    let mut inputs = Vec::new();
+    for path in images {
+        let Ok(image) = crate::evidence::image::ImageFile::open(&path) else {
+            continue;
+        };
+        let text = path.display().to_string();
+        let shown = crate::text::escaped(&text);
+        let mut last = u64::MAX;
+        let hashed = crate::evidence::image::hash_image(&image, |done, total| {
+            let percent = done * 100 / total.max(1);
+            if tty && percent != last {
+                last = percent;
+                eprint!("\rhashing {shown}: {percent}%");
+            }
+        });
+        if tty {
+            eprintln!();
+        }
+        inputs.push(InputFile {
+            role: "image",
+            path: path.display().to_string(),
+            size: crate::evidence::image::ReadAt::len(&image),
+            sha256: hashed.ok(),
+        });
+    }
+    inputs
+}
+
 /// Runs the pipeline. Problems with single files end up in the report; only inputs that
 /// cannot be examined at all are errors.
 pub fn check(options: &CheckOptions) -> Result<Report, CheckError> {
@@ -179,16 +234,35 @@ impl Inspection {
     pub fn open(options: &CheckOptions) -> Result<Inspection, CheckError> {
         let started = time::now();
         let mut volumes = volume::mount(&options.mounts())?;
-        let hive_path = match (&options.hive, &options.root) {
-            (Some(hive), _) => hive.clone(),
-            (None, Some(root)) => volume::find_system_hive(&volumes, options.system_drive, root)?,
-            (None, None) => return Err(CheckError::NoInput),
+        // SYSTEM: the file named, or found on ROOT's volume (a directory or an image); its
+        // logs, SOFTWARE and COMPONENTS are looked for in its folder.
+        let (system_folder, system_name): (Box<dyn Folder + '_>, OsString) =
+            match (&options.hive, &options.root) {
+                (Some(hive), _) => (
+                    Box::new(HostFolder::of(hive)),
+                    hive.file_name().unwrap_or_default().to_os_string(),
+                ),
+                (None, Some(root)) => {
+                    let (mount, mut names) =
+                        volume::find_system_hive(&volumes, options.system_drive, root)?;
+                    let name = names.pop().unwrap_or_default();
+                    (Box::new(volumes.folder(mount, names)), name)
+                }
+                (None, None) => return Err(CheckError::NoInput),
+            };
+        let hive_path = match &options.hive {
+            Some(hive) => hive.clone(),
+            None => system_folder.path(&system_name),
         };
         let invalid = |source| CheckError::Hive {
             path: hive_path.display().to_string(),
             source,
         };
-        let loaded = hive::load(&hive_path, &options.logs).map_err(invalid)?;
+        let loaded = match &options.hive {
+            Some(hive) => hive::load(hive, &options.logs),
+            None => hive::load_in(&*system_folder, &system_name, &options.logs),
+        }
+        .map_err(invalid)?;
         let mut system = SystemHive::open(&loaded).map_err(invalid)?;
         let chosen = system.choose(options.control_set).map_err(invalid)?;
         let used = chosen.number;
@@ -219,32 +293,42 @@ impl Inspection {
         inputs.extend(loaded.log_uses().iter().map(|log| InputFile {
             role: "log",
             path: log.name.clone(),
-            size: std::fs::metadata(&log.name).map_or(0, |m| m.len()),
+            size: log.size,
             sha256: (options.hash != HashMode::None).then(|| log.sha256.clone()),
         }));
         let trusted_installer_start = hive::trusted_installer_start(loaded.bytes(), used);
         drop(loaded);
         let hashing = options.hash != HashMode::None;
         // Beside SYSTEM unless named (one listing of its folder for both).
-        let beside = if options.software.is_none() || options.components.is_none() {
-            hive::servicing_hives_beside(&hive_path)
-        } else {
+        let beside = if hive::is_stdin(&hive_path)
+            || (options.software.is_some() && options.components.is_some())
+        {
             [Ok(None), Ok(None)]
+        } else {
+            hive::servicing_hives_in(&*system_folder)
         };
         let [software_beside, components_beside] = beside;
-        let open = |role, named: &Option<PathBuf>, beside| {
-            let path = match named {
-                Some(path) => Ok(Some(path.clone())),
-                None => beside,
+        let named_folders = [&options.software, &options.components]
+            .map(|named| named.as_deref().map(|path| (HostFolder::of(path), path)));
+        let open = |role,
+                    named: &Option<(HostFolder, &Path)>,
+                    beside: Result<Option<OsString>, String>| {
+            let found = match named {
+                Some((folder, path)) => Ok(Some((
+                    folder as &dyn Folder,
+                    path.file_name().unwrap_or_default().to_os_string(),
+                ))),
+                None => beside.map(|name| name.map(|name| (&*system_folder, name))),
             };
-            hive::open_servicing(role, path, &options.logs, hashing, options.root.is_some())
+            hive::open_servicing(role, found, &options.logs, hashing, options.root.is_some())
         };
-        let software = open(ServicingRole::Software, &options.software, software_beside);
+        let software = open(ServicingRole::Software, &named_folders[0], software_beside);
         let components = open(
             ServicingRole::Components,
-            &options.components,
+            &named_folders[1],
             components_beside,
         );
+        drop(system_folder);
         for opened in [&software, &components] {
             findings.extend(opened.findings.iter().cloned());
             if let Some(path) = &opened.hive.path.as_ref().filter(|_| opened.hive.read) {
@@ -254,6 +338,23 @@ impl Inspection {
                     size: opened.hive.size.unwrap_or_default(),
                     sha256: opened.hive.sha256.clone(),
                 });
+            }
+        }
+        // The image's further volumes get the letters MountedDevices recorded for them.
+        volumes.assign_letters(&system.mounted_devices);
+        for origin in volumes.origins() {
+            let stale = origin.staleness();
+            if !stale.is_empty() {
+                let place = origin.partition.map_or(origin.image.clone(), |n| {
+                    format!("partition {n} of {}", origin.image)
+                });
+                findings.push(Finding::warning(
+                    "volume-not-clean",
+                    format!(
+                        "{place}: {}; metadata may be stale: Windows did not finish writing this volume",
+                        stale.join(", ")
+                    ),
+                ));
             }
         }
         volumes.set_volume_guids(volume::volume_letters(&system.mounted_devices));
@@ -266,6 +367,9 @@ impl Inspection {
                 "session-manager-missing",
                 format!("ControlSet{used:03} has no Control\\Session Manager key"),
             ));
+        }
+        if options.hash == HashMode::Image {
+            inputs.extend(hash_images(options));
         }
         let mut provenance = Provenance {
             tool: Tool::default(),
@@ -395,7 +499,7 @@ impl Inspection {
             &[renames, listed],
             &self.volumes,
             ReplayOptions {
-                hash_files: options.hash == HashMode::All,
+                hash_files: matches!(options.hash, HashMode::All | HashMode::Image),
             },
         );
         for (listed, why) in std::mem::take(&mut self.lists.not_running) {

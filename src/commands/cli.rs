@@ -93,8 +93,13 @@ pub fn usage(err: clap::Error) -> u8 {
 /// The inputs shared by `check` and `fix`.
 #[derive(Args)]
 pub struct InputArgs {
-    /// The mounted Windows system volume (the drive Windows called C:, unless --system-drive).
+    /// The Windows system volume (the drive Windows called C:, unless --system-drive): a
+    /// mounted directory, or a disk image, volume image or block device read in place.
     root: Option<PathBuf>,
+    /// When ROOT is a disk image with several Windows installations: the partition to check
+    /// (numbered as Linux numbers them: GPT entry, MBR slot 1-4, logical from 5).
+    #[arg(long, value_name = "N")]
+    partition: Option<u32>,
     /// The SYSTEM hive [default: ROOT/Windows/System32/config/SYSTEM, any case].
     #[arg(long, value_name = "FILE")]
     hive: Option<PathBuf>,
@@ -106,8 +111,9 @@ pub struct InputArgs {
     /// any case].
     #[arg(long, value_name = "FILE")]
     components: Option<PathBuf>,
-    /// Another volume of the image: drive letter and directory (repeatable).
-    #[arg(long = "drive", value_name = "X:=DIR", value_parser = parse_drive)]
+    /// Another volume of the image: drive letter and directory, or an image (IMAGE, or
+    /// IMAGE:N for its partition N) (repeatable).
+    #[arg(long = "drive", value_name = "X:=DIR|IMAGE[:N]", value_parser = parse_drive)]
     drives: Vec<(char, PathBuf)>,
     /// A volume for `\Device\HarddiskVolumeN` paths: number and directory (repeatable).
     #[arg(long = "device", value_name = "N=DIR", value_parser = parse_device)]
@@ -143,11 +149,13 @@ impl InputArgs {
             drives: self.drives.clone(),
             devices: self.devices.clone(),
             system_drive: self.system_drive,
+            partition: self.partition,
             control_set: self.control_set,
             hash: match self.hash {
                 HashArg::None => HashMode::None,
                 HashArg::Hive => HashMode::Hive,
                 HashArg::All => HashMode::All,
+                HashArg::Image => HashMode::Image,
             },
             logs: log_choice(self.logs.clone(), self.no_logs),
             command_line: std::env::args_os()
@@ -198,8 +206,12 @@ pub struct FixArgs {
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// The mounted Windows system volume (the drive Windows called C:, unless --system-drive).
+    /// The Windows system volume (the drive Windows called C:, unless --system-drive): a
+    /// mounted directory, or a disk image, volume image or block device read in place.
     root: PathBuf,
+    /// When ROOT is a disk image with several Windows installations: the partition.
+    #[arg(long, value_name = "N")]
+    partition: Option<u32>,
     /// The baseline: files and their minimum versions (YAML, docs/verify.md).
     #[arg(
         long,
@@ -273,6 +285,8 @@ pub enum HashArg {
     None,
     Hive,
     All,
+    /// Everything `all` hashes, and each disk or volume image given, whole.
+    Image,
 }
 
 fn run_check(args: CheckArgs) -> u8 {
@@ -324,6 +338,7 @@ fn run_verify(args: VerifyArgs) -> u8 {
         let options = verify::WriteOptions {
             root: args.root,
             system_drive: args.system_drive,
+            partition: args.partition,
             include: args.include,
             with_sha256: args.with_sha256,
             out,
@@ -346,6 +361,7 @@ fn run_verify(args: VerifyArgs) -> u8 {
     let options = verify::VerifyOptions {
         root: args.root,
         system_drive: args.system_drive,
+        partition: args.partition,
         hash_all: args.with_sha256,
     };
     let report = match verify::verify_file(&options, &baseline) {

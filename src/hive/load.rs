@@ -1,11 +1,12 @@
 //! Loading a hive from evidence: the primary file, and when it is dirty its transaction logs
 //! applied into an owned copy (a clean hive stays a zero-copy mapping).
 
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use super::log::{recover, LogFile, LogUse, Recovery};
 use super::{BaseBlock, HiveError};
-use crate::evidence::Evidence;
+use crate::evidence::{Evidence, Folder, HostFolder};
 use crate::finding::Finding;
 
 /// Which transaction logs to use for a dirty hive.
@@ -74,11 +75,40 @@ pub fn load(path: &Path, logs: &LogChoice) -> Result<LoadedHive, HiveError> {
         path: path.display().to_string(),
         source,
     };
-    let primary = if is_stdin(path) {
-        crate::evidence::read_stdin(crate::evidence::STDIN_LIMIT).map_err(unreadable)?
-    } else {
-        Evidence::open(path).map_err(unreadable)?
-    };
+    if is_stdin(path) {
+        let primary =
+            crate::evidence::read_stdin(crate::evidence::STDIN_LIMIT).map_err(unreadable)?;
+        return load_evidence(path.to_path_buf(), primary, None, logs);
+    }
+    let primary = Evidence::open(path).map_err(unreadable)?;
+    let folder = HostFolder::of(path);
+    let name = path.file_name().unwrap_or_default();
+    load_evidence(path.to_path_buf(), primary, Some((&folder, name)), logs)
+}
+
+/// [`load`] for the hive `name` in `folder` (a folder of a volume in an image, say): its logs
+/// are looked for in the same folder.
+pub fn load_in(
+    folder: &dyn Folder,
+    name: &OsStr,
+    logs: &LogChoice,
+) -> Result<LoadedHive, HiveError> {
+    let path = folder.path(name);
+    let primary = folder.open(name).map_err(|source| HiveError::Unreadable {
+        path: path.display().to_string(),
+        source,
+    })?;
+    load_evidence(path, primary, Some((folder, name)), logs)
+}
+
+/// The hive `primary` (shown as `path`), found as `name` in `folder` when it has one.
+fn load_evidence(
+    path: PathBuf,
+    primary: Evidence,
+    beside: Option<(&dyn Folder, &OsStr)>,
+    logs: &LogChoice,
+) -> Result<LoadedHive, HiveError> {
+    let path = path.as_path();
     let base = BaseBlock::parse(&primary)?;
     let mut loaded = LoadedHive {
         path: path.to_path_buf(),
@@ -93,6 +123,9 @@ pub fn load(path: &Path, logs: &LogChoice) -> Result<LoadedHive, HiveError> {
     if !loaded.base.is_dirty() {
         return Ok(loaded);
     }
+    // Beside the hive, logs are opened through its folder by name (the path shown may be
+    // inside an image); named logs are host files.
+    let mut beside_names = Vec::new();
     loaded.log_paths = match logs {
         LogChoice::Ignore => {
             loaded.findings.push(Finding::warning(
@@ -102,11 +135,18 @@ pub fn load(path: &Path, logs: &LogChoice) -> Result<LoadedHive, HiveError> {
             return Ok(loaded);
         }
         LogChoice::Files(files) => files.clone(),
-        LogChoice::Beside => logs_beside(path),
+        LogChoice::Beside => beside.map_or_else(Vec::new, |(folder, name)| {
+            beside_names = logs_in(folder, name);
+            beside_names.iter().map(|log| folder.path(log)).collect()
+        }),
     };
     let mut opened = Vec::new();
-    for log in &loaded.log_paths {
-        match Evidence::open(log) {
+    for (i, log) in loaded.log_paths.iter().enumerate() {
+        let evidence = match (beside, beside_names.get(i)) {
+            (Some((folder, _)), Some(name)) => folder.open(name),
+            _ => Evidence::open(log),
+        };
+        match evidence {
             Ok(evidence) => opened.push((log.display().to_string(), evidence)),
             Err(err) => {
                 loaded.unreadable_logs += 1;
@@ -182,25 +222,15 @@ pub fn is_stdin(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
-/// `SYSTEM.LOG1`, `SYSTEM.LOG2`, `SYSTEM.LOG` in the hive's folder, any case, in that order.
-pub fn logs_beside(hive: &Path) -> Vec<PathBuf> {
-    if is_stdin(hive) {
-        return Vec::new();
-    }
-    let (Some(dir), Some(name)) = (hive.parent(), hive.file_name()) else {
-        return Vec::new();
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
+/// `SYSTEM.LOG1`, `SYSTEM.LOG2`, `SYSTEM.LOG` beside the hive `name` in `folder`, any case,
+/// in that order: regular files only.
+pub fn logs_in(folder: &dyn Folder, name: &OsStr) -> Vec<OsString> {
     // Listed without touching the folder's access time: it is evidence too.
-    let Ok(entries) = crate::evidence::list_dir(dir) else {
+    let Ok(entries) = folder.list() else {
         return Vec::new();
     };
     let name = name.to_string_lossy().to_uppercase();
-    let mut found: Vec<(usize, PathBuf)> = Vec::new();
+    let mut found: Vec<(usize, OsString)> = Vec::new();
     for entry in entries {
         let candidate = entry.name.to_string_lossy().to_uppercase();
         let rank = [".LOG1", ".LOG2", ".LOG"]
@@ -208,10 +238,10 @@ pub fn logs_beside(hive: &Path) -> Vec<PathBuf> {
             .position(|ext| candidate == format!("{name}{ext}"));
         if let Some(rank) = rank {
             if entry.kind == crate::evidence::ListedKind::File {
-                found.push((rank, dir.join(&entry.name)));
+                found.push((rank, entry.name));
             }
         }
     }
     found.sort();
-    found.into_iter().map(|(_, path)| path).collect()
+    found.into_iter().map(|(_, name)| name).collect()
 }

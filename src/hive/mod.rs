@@ -17,11 +17,11 @@ mod servicing;
 pub use base_block::{checksum, BaseBlock, BASE_BLOCK_SIZE};
 pub use control_set::{ChosenBy, ChosenControlSet, ControlSetChoice, Select};
 pub use key_values::{read_key_values, KeyValues};
-pub use load::{is_stdin, load, logs_beside, LoadedHive, LogChoice};
+pub use load::{is_stdin, load, load_in, logs_in, LoadedHive, LogChoice};
 pub use mounted_devices::{MountedDevice, VolumeIdentity};
 pub use servicing::{
-    open_servicing, servicing_hives_beside, trusted_installer_start, OpenedServicing,
-    ServicingHive, ServicingRole, ServicingValue,
+    open_servicing, servicing_hives_in, trusted_installer_start, OpenedServicing, ServicingHive,
+    ServicingRole, ServicingValue,
 };
 
 use miette::Diagnostic;

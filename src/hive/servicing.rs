@@ -3,12 +3,12 @@
 //! SYSTEM is (mapped, its logs replayed when dirty); one that is missing or damaged is a
 //! finding, never an error: the rename queue does not depend on it.
 
-use std::path::{Path, PathBuf};
+use std::ffi::{OsStr, OsString};
 
 use serde::Serialize;
 
-use super::{error_chain, load, read_key_values, KeyValues, LogChoice, RawValue};
-use crate::evidence::ListedKind;
+use super::{error_chain, load_in, read_key_values, KeyValues, LogChoice, RawValue};
+use crate::evidence::{Folder, ListedKind};
 use crate::finding::Finding;
 
 /// Which servicing hive.
@@ -129,19 +129,15 @@ pub struct OpenedServicing {
 
 /// Finds SOFTWARE and COMPONENTS in the folder of the SYSTEM hive (one listing for both), by
 /// name in any case: a regular file only; a link is reported and not followed, as for SYSTEM.
-pub fn servicing_hives_beside(system: &Path) -> [Result<Option<PathBuf>, String>; 2] {
+pub fn servicing_hives_in(folder: &dyn Folder) -> [Result<Option<OsString>, String>; 2] {
     let roles = [ServicingRole::Software, ServicingRole::Components];
-    if super::is_stdin(system) {
-        return [Ok(None), Ok(None)];
-    }
-    let dir = match system.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let entries = match crate::evidence::list_dir(dir) {
+    let entries = match folder.list() {
         Ok(entries) => entries,
         Err(err) => {
-            let why = format!("cannot list {}: {err}", dir.display());
+            let why = format!(
+                "cannot list {}: {err}",
+                folder.path(OsStr::new("")).display()
+            );
             return [Err(why.clone()), Err(why)];
         }
     };
@@ -153,9 +149,9 @@ pub fn servicing_hives_beside(system: &Path) -> [Result<Option<PathBuf>, String>
         else {
             return Ok(None);
         };
-        let path = dir.join(&entry.name);
+        let path = folder.path(&entry.name);
         match entry.kind {
-            ListedKind::File => Ok(Some(path)),
+            ListedKind::File => Ok(Some(entry.name.clone())),
             ListedKind::Symlink => Err(format!(
                 "{} is a symbolic link, which is not followed: name the file with --{}",
                 path.display(),
@@ -166,12 +162,13 @@ pub fn servicing_hives_beside(system: &Path) -> [Result<Option<PathBuf>, String>
     })
 }
 
-/// Opens `role`'s hive at `path` (`Err`: why there is none to open) and reads its values.
+/// Opens `role`'s hive, the file named in a folder (`Err`: why there is none to open), and
+/// reads its values.
 /// `expected`: the system volume was given, so the hive should be there (a missing one is
 /// then a warning, not a note).
 pub fn open_servicing(
     role: ServicingRole,
-    path: Result<Option<PathBuf>, String>,
+    path: Result<Option<(&dyn Folder, OsString)>, String>,
     logs: &LogChoice,
     hashing: bool,
     expected: bool,
@@ -212,8 +209,8 @@ pub fn open_servicing(
             findings,
         }
     };
-    let path = match path {
-        Ok(Some(path)) => path,
+    let (folder, file) = match path {
+        Ok(Some(found)) => found,
         Ok(None) => {
             let why = format!(
                 "not found beside SYSTEM (--{} FILE names it)",
@@ -230,13 +227,13 @@ pub fn open_servicing(
             )
         }
     };
-    hive.path = Some(path.display().to_string());
+    hive.path = Some(folder.path(&file).display().to_string());
     // Its logs: beside it, unless the user ignored logs (named logs are SYSTEM's).
     let logs = match logs {
         LogChoice::Ignore => LogChoice::Ignore,
         _ => LogChoice::Beside,
     };
-    let loaded = match load(&path, &logs) {
+    let loaded = match load_in(folder, &file, &logs) {
         Ok(loaded) => loaded,
         Err(err) => {
             let why = format!("unreadable: {}", error_chain(&err));

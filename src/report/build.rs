@@ -203,12 +203,14 @@ pub fn volume_sections(volumes: &Volumes, devices: &[MountedDevice]) -> Vec<Volu
                 .iter()
                 .find(|d| d.drive_letter() == Some(drive))
                 .map(|d| d.volume.clone()),
+            image: volumes.drive_origin(drive).cloned(),
         })
         .collect();
     sections.extend(volumes.devices().map(|(number, path)| VolumeSection {
         name: format!("\\Device\\HarddiskVolume{number}"),
         path,
         mounted_device: None,
+        image: None,
     }));
     sections
 }

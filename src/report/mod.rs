@@ -173,6 +173,10 @@ pub struct VolumeSection {
     pub path: String,
     /// What MountedDevices says this letter was, to judge whether the mapping is plausible.
     pub mounted_device: Option<VolumeIdentity>,
+    /// Where the volume is, when it is read from an image: partition, offset, size,
+    /// identity, file system, serial number and state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<crate::volume::ImageOrigin>,
 }
 
 #[derive(Clone, Debug, Serialize)]

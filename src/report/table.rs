@@ -113,6 +113,24 @@ pub fn write_table<W: Write + ?Sized>(
             shown(&volume.name),
             shown(&volume.path)
         )?;
+        if let Some(image) = &volume.image {
+            let partition = image
+                .partition
+                .map_or("volume image".to_string(), |n| format!("partition {n}"));
+            writeln!(
+                out,
+                "             {partition} at byte {}, {} bytes, {}, serial {}{}",
+                image.offset,
+                image.size,
+                shown(&image.file_system),
+                image.serial,
+                if image.label.is_empty() {
+                    String::new()
+                } else {
+                    format!(", label {}", shown(&image.label))
+                }
+            )?;
+        }
     }
     for other in &report.other_control_sets {
         if other.damage.is_some() {

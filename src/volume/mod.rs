@@ -13,10 +13,12 @@
 //! the user named is opened.
 
 mod dir;
+mod image;
 mod key;
 mod listing;
 mod mount;
 mod nt_path;
+mod ntfs;
 mod short_name;
 #[cfg(test)]
 mod tests;
@@ -24,11 +26,15 @@ mod unresolved;
 mod volumes;
 
 pub use dir::DirVolume;
+pub use image::{
+    is_image, open_image, split_partition, ImageOrigin, OpenedImage, SkippedPartition,
+};
 pub use key::{fold, PathKey};
 pub use mount::{find_system_hive, mount, volume_letters, MountError, MountSpec};
 pub use nt_path::{parse_nt_path, Anchor, NtPath};
+pub use ntfs::NtfsVolume;
 pub use unresolved::{ShortNameCandidates, UndecodableMatch, Unresolved};
-pub use volumes::{DiskEntry, Problem, Resolved, Volumes};
+pub use volumes::{DiskEntry, Problem, Resolved, VolumeFolder, Volumes};
 
 use std::ffi::OsString;
 use std::io;
@@ -112,4 +118,9 @@ pub trait Volume: Send + Sync {
     /// under it are taken as pointing into the volume, and two volumes with one canonical
     /// host root are one volume. `None` for a volume that is not a host directory.
     fn host_root(&self) -> Option<&Path>;
+    /// Where the volume is in an image (partition, file system, state), if it is read from
+    /// one.
+    fn origin(&self) -> Option<&ImageOrigin> {
+        None
+    }
 }

@@ -150,6 +150,8 @@ pub struct Volumes {
     windows_dir: Option<Vec<OsString>>,
     /// Volume GUID (upper case, no braces) -> drive letter, from MountedDevices.
     volume_guids: HashMap<String, char>,
+    /// Further volumes of the system volume's image, lettered once MountedDevices is read.
+    unlettered: Vec<Box<dyn Volume>>,
     listings: Mutex<ListingCache>,
     folders: Mutex<FolderCache>,
     problems: Mutex<std::collections::BTreeSet<Problem>>,
@@ -165,6 +167,7 @@ impl Volumes {
             system_drive: system_drive.to_ascii_uppercase(),
             windows_dir: None,
             volume_guids: HashMap::new(),
+            unlettered: Vec::new(),
             listings: Mutex::new(FxHashMap::default()),
             folders: Mutex::new(FxHashMap::default()),
             problems: Mutex::new(Default::default()),
@@ -177,6 +180,53 @@ impl Volumes {
         let mount = self.add_mount(volume);
         self.drives.retain(|(d, _)| *d != drive);
         self.drives.push((drive, mount));
+    }
+
+    /// A further volume of the image, to be given the letter MountedDevices records for it
+    /// ([`Volumes::assign_letters`]).
+    pub fn add_unlettered(&mut self, volume: Box<dyn Volume>) {
+        self.unlettered.push(volume);
+    }
+
+    /// Gives each further volume of the image the drive letter MountedDevices recorded for its
+    /// identity (MBR disk signature and offset, or GPT partition GUID), unless the user named
+    /// a volume for that letter. Returns the letters given.
+    pub fn assign_letters(&mut self, devices: &[crate::hive::MountedDevice]) -> Vec<char> {
+        let mut given = Vec::new();
+        for volume in std::mem::take(&mut self.unlettered) {
+            let letter = volume.origin().and_then(|origin| {
+                let identity = origin.identity.as_ref()?;
+                devices
+                    .iter()
+                    .filter(|d| &d.volume == identity)
+                    .find_map(crate::hive::MountedDevice::drive_letter)
+            });
+            match letter {
+                Some(letter) if self.mount_index(letter).is_none() => {
+                    self.add_drive(letter, volume);
+                    given.push(letter);
+                }
+                _ => self.unlettered.push(volume),
+            }
+        }
+        given
+    }
+
+    /// Where the volume of `drive` is in an image, if it is read from one.
+    pub fn drive_origin(&self, drive: char) -> Option<&super::ImageOrigin> {
+        self.mount_index(drive)
+            .and_then(|m| self.mounts[m].origin())
+    }
+
+    /// The volume of the system drive (ROOT).
+    pub fn system_volume(&self) -> &dyn Volume {
+        let mount = self.mount_index(self.system_drive).unwrap_or(0);
+        self.mounts[mount].as_ref()
+    }
+
+    /// Where each mapped volume is in an image, by drive letter or device.
+    pub fn origins(&self) -> impl Iterator<Item = &super::ImageOrigin> + '_ {
+        self.mounts.iter().filter_map(|m| m.origin())
     }
 
     /// Maps `\Device\HarddiskVolumeN` to a volume.
@@ -622,6 +672,16 @@ impl Volumes {
         self.mounts[mount].display(names)
     }
 
+    /// The folder `dir` (on-disk names) of a volume, as evidence: what the hive stage reads a
+    /// hive, its logs and its neighbours through, wherever the volume is held.
+    pub fn folder(&self, mount: usize, dir: Vec<OsString>) -> VolumeFolder<'_> {
+        VolumeFolder {
+            volumes: self,
+            mount,
+            dir,
+        }
+    }
+
     /// The listing of a directory, by its folded path (the cache key); `dir` gives its on-disk
     /// names when it has not been listed yet.
     fn listing(
@@ -659,6 +719,50 @@ impl Volumes {
     /// How many directories have been listed so far (each is listed once).
     pub fn listings_read(&self) -> usize {
         self.cache().values().map(HashMap::len).sum()
+    }
+}
+
+/// A folder of one of the [`Volumes`], as an [`crate::evidence::Folder`].
+pub struct VolumeFolder<'a> {
+    volumes: &'a Volumes,
+    mount: usize,
+    dir: Vec<OsString>,
+}
+
+impl VolumeFolder<'_> {
+    fn child(&self, name: &std::ffi::OsStr) -> Vec<OsString> {
+        let mut names = self.dir.clone();
+        if !name.is_empty() {
+            names.push(name.to_os_string());
+        }
+        names
+    }
+}
+
+impl crate::evidence::Folder for VolumeFolder<'_> {
+    fn list(&self) -> io::Result<Vec<crate::evidence::Listed>> {
+        use crate::evidence::{Listed, ListedKind};
+        let entries = self.volumes.mounts[self.mount].list(&self.dir)?;
+        Ok(entries
+            .into_iter()
+            .map(|entry| Listed {
+                name: entry.name,
+                kind: match entry.kind {
+                    EntryKind::File => ListedKind::File,
+                    EntryKind::Directory => ListedKind::Directory,
+                    EntryKind::Link => ListedKind::Symlink,
+                    EntryKind::Other => ListedKind::Other,
+                },
+            })
+            .collect())
+    }
+
+    fn open(&self, name: &std::ffi::OsStr) -> io::Result<Evidence> {
+        self.volumes.mounts[self.mount].open(&self.child(name))
+    }
+
+    fn path(&self, name: &std::ffi::OsStr) -> PathBuf {
+        PathBuf::from(self.volumes.display(self.mount, &self.child(name)))
     }
 }
 

@@ -11,6 +11,8 @@
 #[allow(unused_imports)]
 pub use nextboot_regf_writer::{regf, regf_log};
 
+pub mod ntfs_image;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -211,6 +213,49 @@ impl Drop for Scenario {
             .arg(&target)
             .status();
     }
+}
+
+/// A volume whose SYSTEM hive is dirty: its primary queues one operation, its logs (written by
+/// `logs` from the old and new hive) a second one, a downgrade.
+pub fn dirty_scenario(logs: impl Fn(&[u8], &[u8]) -> regf_log::DirtyHive) -> Scenario {
+    let mut s = Scenario::new();
+    s.put("Windows/System32/File.dll", "file_v12.dll");
+    s.put("Windows/System32/SET1.tmp", "file_v8.dll");
+    s.put("Windows/System32/SET2.tmp", "file_v8.dll");
+    s.hive.pending(
+        1,
+        &[(
+            "\\??\\C:\\Windows\\System32\\SET2.tmp",
+            "\\??\\C:\\Windows\\System32\\new.dll",
+        )],
+    );
+    let old = s.hive.bytes();
+    s.hive.pending(
+        1,
+        &[
+            (
+                "\\??\\C:\\Windows\\System32\\SET2.tmp",
+                "\\??\\C:\\Windows\\System32\\new.dll",
+            ),
+            (
+                "\\??\\C:\\Windows\\System32\\SET1.tmp",
+                "!\\??\\C:\\Windows\\System32\\File.dll",
+            ),
+        ],
+    );
+    // Other writes of the same flush: the hive grows by several pages.
+    s.hive.writer.value(
+        "ControlSet001\\Services\\Filler",
+        "Blob",
+        regf::REG_BINARY,
+        &[0x5a; 20_000],
+    );
+    let new = s.hive.bytes();
+    let dirty = logs(&old, &new);
+    s.write("Windows/System32/config/SYSTEM.LOG1", &dirty.log1);
+    s.write("Windows/System32/config/system.log2", &dirty.log2);
+    s.replace_hive(dirty.primary);
+    s
 }
 
 /// Runs the binary with arguments; returns status, stdout, stderr.

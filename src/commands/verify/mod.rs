@@ -36,7 +36,7 @@ pub use crate::report::VerifyState as State;
 use crate::report::{BaselineSection, Tool, VerifyEntry, VerifyReport, VerifySummary};
 pub use crate::report::{PatternCount, Skipped, Written};
 use crate::version::{read_pe_version, FileVersion};
-use crate::volume::{fold, parse_nt_path, DirVolume, EntryKind, PathKey, Volumes};
+use crate::volume::{fold, parse_nt_path, EntryKind, PathKey, Volumes};
 
 /// Why `verify` (or `--write-baseline`) could not examine its input at all (exit status 2).
 #[derive(Debug, Error, Diagnostic)]
@@ -49,6 +49,10 @@ pub enum VerifyError {
         )
     )]
     RootMissing { path: String },
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Mount(#[from] crate::volume::MountError),
 
     #[error("cannot read the baseline {path}")]
     #[diagnostic(code(nextboot::verify::baseline_unreadable))]
@@ -121,6 +125,8 @@ pub struct VerifyOptions {
     pub root: PathBuf,
     /// The letter Windows gave ROOT (`C`).
     pub system_drive: char,
+    /// Which partition of a disk image ROOT is, when several hold Windows.
+    pub partition: Option<u32>,
     /// Hash every file found, not only those the baseline gives a SHA-256 for.
     pub hash_all: bool,
 }
@@ -135,7 +141,7 @@ pub fn verify_file(options: &VerifyOptions, baseline: &Path) -> Result<VerifyRep
 /// Checks every entry of `baseline` against ROOT. Problems with single files are states in
 /// the report; only a missing ROOT is an error.
 pub fn verify(options: &VerifyOptions, baseline: &Baseline) -> Result<VerifyReport, VerifyError> {
-    let volumes = mount(&options.root, options.system_drive)?;
+    let volumes = mount(&options.root, options.system_drive, options.partition)?;
     let entries: Vec<VerifyEntry> = baseline
         .entries
         .par_iter()
@@ -157,7 +163,7 @@ pub fn verify(options: &VerifyOptions, baseline: &Baseline) -> Result<VerifyRepo
 }
 
 fn check_root(root: &Path) -> Result<(), VerifyError> {
-    if root.is_dir() {
+    if root.is_dir() || crate::volume::is_image(root) {
         Ok(())
     } else {
         Err(VerifyError::RootMissing {
@@ -166,11 +172,14 @@ fn check_root(root: &Path) -> Result<(), VerifyError> {
     }
 }
 
-fn mount(root: &Path, system_drive: char) -> Result<Volumes, VerifyError> {
+fn mount(root: &Path, system_drive: char, partition: Option<u32>) -> Result<Volumes, VerifyError> {
     check_root(root)?;
-    let system_drive = system_drive.to_ascii_uppercase();
-    let mut volumes = Volumes::new(system_drive);
-    volumes.add_drive(system_drive, Box::new(DirVolume::new(root)));
+    let mut volumes = crate::volume::mount(&crate::volume::MountSpec {
+        root: Some(root.to_path_buf()),
+        system_drive: system_drive.to_ascii_uppercase(),
+        partition,
+        ..Default::default()
+    })?;
     // For `\SystemRoot` paths; without a Windows directory they are unresolved, with a reason.
     volumes.find_windows_dir();
     Ok(volumes)

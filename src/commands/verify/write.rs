@@ -14,7 +14,7 @@ use super::{
 };
 use crate::output::{Evidence, OutputFile};
 use crate::report::{PatternCount, Skipped, Written};
-use crate::volume::{fold, DirVolume, EntryKind, Volume};
+use crate::volume::{fold, EntryKind};
 
 /// The inputs of `verify --write-baseline`.
 #[derive(Clone, Debug)]
@@ -22,6 +22,8 @@ pub struct WriteOptions {
     /// The mounted Windows system volume of a known-good image.
     pub root: PathBuf,
     pub system_drive: char,
+    /// Which partition of a disk image ROOT is, when several hold Windows.
+    pub partition: Option<u32>,
     pub include: Vec<Pattern>,
     /// Record each file's SHA-256 (and so also files without a version).
     pub with_sha256: bool,
@@ -43,14 +45,15 @@ pub struct Scan {
 pub fn scan(
     root: &Path,
     system_drive: char,
+    partition: Option<u32>,
     include: &[Pattern],
     with_sha256: bool,
 ) -> Result<Scan, VerifyError> {
     if include.is_empty() {
         return Err(VerifyError::NoPattern);
     }
-    let volumes = mount(root, system_drive)?;
-    let lister = DirVolume::new(root);
+    let volumes = mount(root, system_drive, partition)?;
+    let lister = volumes.system_volume();
     let mut counts = vec![0usize; include.len()];
     let mut skipped = Vec::new();
     // Folded components -> on-disk names, so that the order is fixed and case-blind.
@@ -312,11 +315,16 @@ pub fn baseline_yaml(entries: &[BaselineEntry], patterns: &[Pattern]) -> String 
 pub fn write_baseline(options: &WriteOptions) -> Result<Written, VerifyError> {
     check_root(&options.root)?;
     let mut evidence = Evidence::default();
-    evidence.folder("ROOT", &options.root);
+    if crate::volume::is_image(&options.root) {
+        evidence.file(&options.root);
+    } else {
+        evidence.folder("ROOT", &options.root);
+    }
     let output = OutputFile::new(&options.out, &evidence)?;
     let scan = scan(
         &options.root,
         options.system_drive,
+        options.partition,
         &options.include,
         options.with_sha256,
     )?;

@@ -91,6 +91,8 @@ impl fmt::Display for LogFormat {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogUse {
     pub name: String,
+    /// The file's length in bytes.
+    pub size: u64,
     /// SHA-256 of the whole file, lowercase hex.
     pub sha256: String,
     /// `None` when the file is empty or not a transaction log.
@@ -343,6 +345,7 @@ impl LogUse {
     fn new(log: &LogFile<'_>) -> LogUse {
         LogUse {
             name: log.name.clone(),
+            size: log.bytes.len() as u64,
             sha256: sha256_hex(log.bytes),
             format: None,
             applied: false,

@@ -7,6 +7,8 @@
 //! for plain reads (a file that shrinks under a mapping stops the process with SIGBUS; a file
 //! that shrinks under a read is only shorter).
 
+pub mod image;
+
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
@@ -489,6 +491,43 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         let _ = write!(hex, "{byte:02x}");
     }
     hex
+}
+
+/// A folder of evidence files: a host directory, or a folder of a volume read from an image.
+/// The hive stage finds a hive's logs and its neighbours through it, wherever they are.
+pub trait Folder: Sync {
+    /// The folder's entries, links reported as links.
+    fn list(&self) -> io::Result<Vec<Listed>>;
+    /// Opens the regular file `name` of this folder, read-only.
+    fn open(&self, name: &std::ffi::OsStr) -> io::Result<Evidence>;
+    /// How `name` in this folder is shown in messages and reports.
+    fn path(&self, name: &std::ffi::OsStr) -> PathBuf;
+}
+
+/// A host directory as a [`Folder`].
+pub struct HostFolder(pub PathBuf);
+
+impl HostFolder {
+    /// The folder holding `file` (the current one for a bare name, whose paths stay bare).
+    pub fn of(file: &Path) -> HostFolder {
+        HostFolder(file.parent().map(Path::to_path_buf).unwrap_or_default())
+    }
+}
+
+impl Folder for HostFolder {
+    fn list(&self) -> io::Result<Vec<Listed>> {
+        if self.0.as_os_str().is_empty() {
+            list_dir(Path::new("."))
+        } else {
+            list_dir(&self.0)
+        }
+    }
+    fn open(&self, name: &std::ffi::OsStr) -> io::Result<Evidence> {
+        Evidence::open(&self.0.join(name))
+    }
+    fn path(&self, name: &std::ffi::OsStr) -> PathBuf {
+        self.0.join(name)
+    }
 }
 
 #[cfg(test)]
