@@ -256,9 +256,11 @@ enum Ask {
     DescriptorOnly,
 }
 
-/// The open of [`open_read_only`], with the file's length from the descriptor's check.
+/// Opens `path` for reading without waiting (`O_NONBLOCK`), without taking a controlling
+/// terminal, and on Linux with `O_NOATIME` when the kernel allows it (it needs file ownership
+/// or CAP_FOWNER), else without. What the descriptor is must still be checked.
 #[cfg(not(windows))]
-fn open_checked(path: &Path, ask: Ask) -> io::Result<(File, u64)> {
+pub(crate) fn open_no_atime(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let open = |extra: libc::c_int| {
         std::fs::OpenOptions::new()
@@ -266,11 +268,6 @@ fn open_checked(path: &Path, ask: Ask) -> io::Result<(File, u64)> {
             .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | extra)
             .open(path)
     };
-    // Asked of the path first: opening some devices acts on them (a tape rewinds), and a
-    // socket cannot be opened at all. A listed entry was asked by its listing.
-    if ask == Ask::PathFirst {
-        NotAFile::check(&std::fs::metadata(path)?)?;
-    }
     #[cfg(target_os = "linux")]
     let opened = match open(libc::O_NOATIME) {
         Err(err) if err.raw_os_error() == Some(libc::EPERM) => open(0),
@@ -278,7 +275,18 @@ fn open_checked(path: &Path, ask: Ask) -> io::Result<(File, u64)> {
     };
     #[cfg(not(target_os = "linux"))]
     let opened = open(0);
-    let file = opened?;
+    opened
+}
+
+/// The open of [`open_read_only`], with the file's length from the descriptor's check.
+#[cfg(not(windows))]
+fn open_checked(path: &Path, ask: Ask) -> io::Result<(File, u64)> {
+    // Asked of the path first: opening some devices acts on them (a tape rewinds), and a
+    // socket cannot be opened at all. A listed entry was asked by its listing.
+    if ask == Ask::PathFirst {
+        NotAFile::check(&std::fs::metadata(path)?)?;
+    }
+    let file = open_no_atime(path)?;
     let meta = file.metadata()?;
     NotAFile::check(&meta)?;
     // O_NONBLOCK stays set: it has no effect on a regular file (POSIX), and nothing else

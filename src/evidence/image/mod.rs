@@ -51,19 +51,7 @@ impl ImageFile {
 
 impl ReadAt for ImageFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        if offset
-            .checked_add(buf.len() as u64)
-            .is_none_or(|end| end > self.len)
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "read of {} bytes at offset {offset} is past the end of the image ({} bytes)",
-                    buf.len(),
-                    self.len
-                ),
-            ));
-        }
+        within(buf.len(), offset, self.len, "image")?;
         read_exact_at(&self.file, buf, offset)
     }
 
@@ -89,19 +77,7 @@ impl<R: ReadAt> Slice<R> {
 
 impl<R: ReadAt> ReadAt for Slice<R> {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        if offset
-            .checked_add(buf.len() as u64)
-            .is_none_or(|end| end > self.len)
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "read of {} bytes at offset {offset} is past the end of the partition ({} bytes)",
-                    buf.len(),
-                    self.len
-                ),
-            ));
-        }
+        within(buf.len(), offset, self.len, "partition")?;
         self.inner.read_exact_at(buf, self.start + offset)
     }
 
@@ -142,6 +118,22 @@ impl ReadAt for Vec<u8> {
     }
 }
 
+/// A read of `len` bytes at `offset` of something `size` bytes long must end inside it.
+fn within(len: usize, offset: u64, size: u64, what: &str) -> io::Result<()> {
+    if offset
+        .checked_add(len as u64)
+        .is_some_and(|end| end <= size)
+    {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!(
+            "read of {len} bytes at offset {offset} is past the end of the {what} ({size} bytes)"
+        ),
+    ))
+}
+
 #[cfg(unix)]
 fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
@@ -168,7 +160,7 @@ fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result
 #[cfg(unix)]
 fn open_image(path: &Path) -> io::Result<(File, u64)> {
     use std::io::{Seek, SeekFrom};
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    use std::os::unix::fs::FileTypeExt;
     let kind = std::fs::metadata(path)?.file_type();
     if !(kind.is_file() || kind.is_block_device()) {
         return Err(io::Error::new(
@@ -176,20 +168,7 @@ fn open_image(path: &Path) -> io::Result<(File, u64)> {
             format!("{} is not a regular file or a block device", path.display()),
         ));
     }
-    let open = |extra: libc::c_int| {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | extra)
-            .open(path)
-    };
-    #[cfg(target_os = "linux")]
-    let opened = match open(libc::O_NOATIME) {
-        Err(err) if err.raw_os_error() == Some(libc::EPERM) => open(0),
-        other => other,
-    };
-    #[cfg(not(target_os = "linux"))]
-    let opened = open(0);
-    let mut file = opened?;
+    let mut file = super::open_no_atime(path)?;
     let meta = file.metadata()?;
     let kind = meta.file_type();
     if !(kind.is_file() || kind.is_block_device()) {
