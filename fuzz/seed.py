@@ -193,6 +193,35 @@ def main():
         damaged = bytearray(ntfs)
         damaged[0x4000 + 0x1FE] ^= 0xFF
         put("ntfs_volume", bytes(damaged))
+    # (j) partition tables: 64 KiB disks from sfdisk (GPT with both headers; MBR with an
+    # extended partition of two logical ones), whole and with the primary GPT header damaged.
+    for script in [
+        "label: gpt\nfirst-lba: 34\nstart=40, size=40\nstart=80, size=10\n",
+        "label: dos\nstart=1, size=20, type=7\nstart=21, size=60, type=f\n"
+        "start=23, size=10, type=7\nstart=35, size=10, type=7\n",
+    ]:
+        disk = sfdisk_seed(script)
+        if disk:
+            put("partition_table", disk)
+            if script.startswith("label: gpt"):
+                damaged = bytearray(disk)
+                damaged[512 + 20] ^= 0xFF
+                put("partition_table", bytes(damaged))
+
+
+def sfdisk_seed(script):
+    import shutil
+    import subprocess
+    import tempfile
+    if not shutil.which("sfdisk"):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        image = pathlib.Path(tmp) / "disk.img"
+        with open(image, "wb") as f:
+            f.truncate(64 << 10)
+        subprocess.run(["sfdisk", "-q", str(image)], input=script.encode(), check=True,
+                       capture_output=True)
+        return image.read_bytes()
 
 
 def ntfs_seed():

@@ -60,6 +60,8 @@ pub struct FileFacts {
 struct RareFacts {
     read_error: Option<Box<str>>,
     sha256: Option<Box<str>>,
+    /// The MFT record number, for a file read from an NTFS image.
+    mft_record: Option<u64>,
 }
 
 impl FileFacts {
@@ -95,6 +97,15 @@ impl FileFacts {
     pub fn set_sha256(&mut self, sha256: Box<str>) {
         self.rare.get_or_insert_default().sha256 = Some(sha256);
     }
+
+    /// The file's MFT record number, when it was read from an NTFS image.
+    pub fn mft_record(&self) -> Option<u64> {
+        self.rare.as_ref()?.mft_record
+    }
+
+    pub fn set_mft_record(&mut self, record: u64) {
+        self.rare.get_or_insert_default().mft_record = Some(record);
+    }
 }
 
 impl Serialize for FileFacts {
@@ -110,7 +121,7 @@ impl Serialize for FileFacts {
                 None => object.skip_field(key),
             }
         }
-        let mut object = serializer.serialize_struct("FileFacts", 10)?;
+        let mut object = serializer.serialize_struct("FileFacts", 11)?;
         object.serialize_field("path", &self.path)?;
         object.serialize_field("kind", &self.kind)?;
         optional(&mut object, "size", self.size.as_ref())?;
@@ -133,6 +144,7 @@ impl Serialize for FileFacts {
         )?;
         optional(&mut object, "read_error", self.read_error())?;
         optional(&mut object, "sha256", self.sha256())?;
+        optional(&mut object, "mft_record", self.mft_record().as_ref())?;
         object.end()
     }
 }
@@ -241,6 +253,9 @@ fn read_facts(
         }
     };
     facts.size = Some(evidence.len() as u64);
+    if let Some(record) = volumes.file_id(mount, &names) {
+        facts.set_mft_record(record);
+    }
     if options.hash_files {
         facts.set_sha256(sha256_hex(&evidence).into());
     }

@@ -8,6 +8,8 @@
 //! that shrinks under a read is only shorter).
 
 pub mod image;
+#[cfg(unix)]
+mod stitch;
 
 use std::fmt;
 use std::fs::File;
@@ -46,13 +48,23 @@ pub struct Evidence {
 }
 
 enum Bytes {
+    /// A file mapped, or the range of an image where a file's bytes lie (a contiguous,
+    /// uncompressed file of an NTFS volume read in place).
     Mapped(Mmap),
     /// Owned bytes, kept in 8-byte units so that parsers that need aligned input (pelite needs
     /// 4-byte alignment) can use them as they use a mapping.
-    Owned {
-        words: Vec<u64>,
-        len: usize,
-    },
+    Owned { words: Vec<u64>, len: usize },
+    /// A fragmented file of an image, its extents mapped one after another.
+    #[cfg(unix)]
+    Stitched(stitch::Stitched),
+}
+
+/// Where one part of a file's bytes lies in an image, in file order: `len` bytes at `offset`,
+/// or `len` zeros (a sparse run) where `offset` is `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Piece {
+    pub offset: Option<u64>,
+    pub len: u64,
 }
 
 impl Evidence {
@@ -109,6 +121,72 @@ impl Evidence {
         }
     }
 
+    /// `len` bytes that `fill` writes, in an owned buffer it fills in place (a file read from
+    /// an image: one copy, into memory aligned as a mapping is).
+    pub fn from_filled(
+        path: PathBuf,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> io::Result<()>,
+    ) -> io::Result<Evidence> {
+        let mut words: Vec<u64> = Vec::new();
+        words.try_reserve_exact(len.div_ceil(8)).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("{len} bytes do not fit in memory"),
+            )
+        })?;
+        words.resize(len.div_ceil(8), 0);
+        fill(&mut bytemuck_words_mut(&mut words)[..len])?;
+        Ok(Evidence {
+            path,
+            bytes: Bytes::Owned { words, len },
+        })
+    }
+
+    /// The bytes of `pieces` of the image `file`, one after another, mapped read-only (not
+    /// read): one mapping for one piece, the pieces' mappings side by side in one region for
+    /// several (Unix, where each lies at a page boundary). `None` where [`set_no_mmap`] asked
+    /// for reads, the file is small, or it cannot be mapped so: the caller reads it. The same
+    /// rules as for a file: a private read-only mapping of evidence at rest.
+    pub fn map_pieces(
+        path: PathBuf,
+        file: &File,
+        pieces: &[Piece],
+    ) -> Option<io::Result<Evidence>> {
+        let len = pieces
+            .iter()
+            .try_fold(0u64, |sum, p| sum.checked_add(p.len))?;
+        if no_mmap() || len <= SMALL_FILE {
+            return None;
+        }
+        let len = usize::try_from(len).ok()?;
+        let bytes = match pieces {
+            [Piece {
+                offset: Some(offset),
+                ..
+            }] => {
+                // SAFETY: as for `Evidence::open`: private, read-only; a truncation under the
+                // map is SIGBUS, which the README's caveat covers. memmap2 aligns the offset
+                // to a page and keeps the pointer at `offset` itself.
+                let mapped = unsafe {
+                    memmap2::MmapOptions::new()
+                        .offset(*offset)
+                        .len(len)
+                        .map(file)
+                };
+                mapped.map(Bytes::Mapped)
+            }
+            #[cfg(unix)]
+            _ => match stitch::Stitched::map(file, pieces, len)? {
+                Ok(stitched) => Ok(Bytes::Stitched(stitched)),
+                Err(err) => Err(err),
+            },
+            #[cfg(not(unix))]
+            _ => return None,
+        };
+        Some(bytes.map(|bytes| Evidence { path, bytes }))
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -128,6 +206,8 @@ impl Deref for Evidence {
                 let all: &[u8] = bytemuck_words(words);
                 &all[..*len]
             }
+            #[cfg(unix)]
+            Bytes::Stitched(stitched) => stitched.bytes(),
         }
     }
 }
@@ -556,6 +636,84 @@ mod tests {
         let evidence = Evidence::from_vec(PathBuf::from("x"), b"abcdefghij".to_vec());
         assert_eq!(&evidence[..], b"abcdefghij");
         assert_eq!(evidence.as_ptr() as usize % 8, 0);
+    }
+
+    /// An image whose 64 KiB blocks each hold their own number in every byte.
+    fn numbered_blocks(dir: &Path, blocks: u8) -> File {
+        let path = dir.join("image");
+        let data: Vec<u8> = (0..blocks).flat_map(|b| [b; 65536]).collect();
+        std::fs::write(&path, data).unwrap();
+        File::open(path).unwrap()
+    }
+
+    #[test]
+    fn pieces_of_an_image_map_in_order_with_zeros_for_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = numbered_blocks(dir.path(), 6);
+        const B: u64 = 65536;
+        let pieces = [
+            Piece {
+                offset: Some(3 * B),
+                len: B,
+            },
+            Piece {
+                offset: None,
+                len: 2 * B,
+            },
+            Piece {
+                offset: Some(B),
+                len: 2 * B,
+            },
+            // The last piece may end inside a page.
+            Piece {
+                offset: Some(5 * B),
+                len: 100,
+            },
+        ];
+        let mapped = Evidence::map_pieces(PathBuf::from("f"), &image, &pieces);
+        // Windows maps one view at one offset: several pieces are read by the caller.
+        #[cfg(not(unix))]
+        assert!(mapped.is_none());
+        #[cfg(unix)]
+        {
+            let mapped = mapped.expect("aligned pieces are mapped").unwrap();
+            let mut expected = vec![3u8; 65536];
+            expected.extend(vec![0u8; 2 * 65536]);
+            expected.extend(vec![1u8; 65536]);
+            expected.extend(vec![2u8; 65536]);
+            expected.extend(vec![5u8; 100]);
+            assert_eq!(mapped.len(), expected.len());
+            assert!(mapped[..] == expected[..]);
+            assert!(matches!(mapped.bytes, Bytes::Stitched(_)));
+        }
+        // A piece that does not start at a page boundary is left to be read.
+        let unaligned = [
+            Piece {
+                offset: Some(B),
+                len: 4096 * 20 + 1,
+            },
+            Piece {
+                offset: Some(0),
+                len: B,
+            },
+        ];
+        assert!(Evidence::map_pieces(PathBuf::from("f"), &image, &unaligned).is_none());
+        // One piece at any offset is one mapping (memmap2 aligns it).
+        let one = [Piece {
+            offset: Some(B + 512),
+            len: 2 * B,
+        }];
+        let mapped = Evidence::map_pieces(PathBuf::from("f"), &image, &one)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                mapped[0],
+                mapped[B as usize - 513],
+                mapped[B as usize - 512]
+            ),
+            (1, 1, 2)
+        );
     }
 
     #[test]

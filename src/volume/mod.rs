@@ -123,4 +123,9 @@ pub trait Volume: Send + Sync {
     fn origin(&self) -> Option<&ImageOrigin> {
         None
     }
+    /// The file's number on its file system, when this volume reads the file system itself
+    /// (an NTFS image: the MFT record number); `None` for a host directory.
+    fn file_id(&self, _path: &[OsString]) -> Option<u64> {
+        None
+    }
 }

@@ -146,12 +146,14 @@ impl NtfsVolume {
     }
 
     /// The logical bytes of a file: its unnamed stream, or its WOF-compressed data decoded.
-    fn contents(&self, file: &File, shown: &str) -> io::Result<Vec<u8>> {
+    fn contents(&self, file: &File, shown: &str) -> io::Result<Evidence> {
         let data = file.data().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidData, "the file has no data stream")
         })?;
         match file.reparse() {
-            None => Ok(self.ntfs.read_all(data, ntfs::FILE_LIMIT, shown)?),
+            None => Ok(self
+                .ntfs
+                .read_file(data, ntfs::FILE_LIMIT, std::path::Path::new(shown))?),
             Some((REPARSE_TAG_WOF, reparse)) => {
                 let compressed = file.attribute(0x80, "WofCompressedData").ok_or_else(|| {
                     io::Error::new(
@@ -159,7 +161,8 @@ impl NtfsVolume {
                         "a WOF-compressed file without its WofCompressedData stream",
                     )
                 })?;
-                Ok(self.ntfs.read_wof(data.size(), compressed, &reparse, shown)?)
+                let bytes = self.ntfs.read_wof(data.size(), compressed, &reparse, shown)?;
+                Ok(Evidence::from_vec(PathBuf::from(shown), bytes))
             }
             Some((tag, _)) => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -267,8 +270,7 @@ impl Volume for NtfsVolume {
             ));
         }
         let shown = self.display(path);
-        let bytes = self.contents(&file, &shown)?;
-        Ok(Evidence::from_vec(PathBuf::from(shown), bytes))
+        self.contents(&file, &shown)
     }
 
     fn read_link(&self, link: &[OsString]) -> io::Result<PathBuf> {
@@ -314,6 +316,10 @@ impl Volume for NtfsVolume {
 
     fn origin(&self) -> Option<&ImageOrigin> {
         self.origin.as_ref()
+    }
+
+    fn file_id(&self, path: &[OsString]) -> Option<u64> {
+        self.resolve(path).ok().map(|target| target.record)
     }
 }
 

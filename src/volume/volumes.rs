@@ -668,6 +668,12 @@ impl Volumes {
         })
     }
 
+    /// The file's number on its file system, where the volume knows it (an NTFS image: the
+    /// MFT record number).
+    pub fn file_id(&self, mount: usize, names: &[OsString]) -> Option<u64> {
+        self.mounts[mount].file_id(names)
+    }
+
     pub fn display(&self, mount: usize, names: &[OsString]) -> String {
         self.mounts[mount].display(names)
     }

@@ -10,6 +10,8 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::{Evidence, Piece};
+
 /// Bytes readable at any offset: an image file, a device, a partition of either.
 ///
 /// `read_at` fills the whole buffer or fails: a read past the end is an
@@ -18,6 +20,12 @@ pub trait ReadAt: Send + Sync {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     /// The number of bytes readable.
     fn len(&self) -> u64;
+    /// The bytes of `pieces` (offsets in this reader) as mapped evidence shown as `path`,
+    /// where this reader is a file that can be mapped so and the file is worth it; `None`:
+    /// read it instead.
+    fn map_pieces(&self, _pieces: &[Piece], _path: &Path) -> Option<io::Result<Evidence>> {
+        None
+    }
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -58,6 +66,15 @@ impl ReadAt for ImageFile {
     fn len(&self) -> u64 {
         self.len
     }
+
+    fn map_pieces(&self, pieces: &[Piece], path: &Path) -> Option<io::Result<Evidence>> {
+        for piece in pieces {
+            if let Some(offset) = piece.offset {
+                within(usize::try_from(piece.len).ok()?, offset, self.len, "image").ok()?;
+            }
+        }
+        Evidence::map_pieces(path.to_path_buf(), &self.file, pieces)
+    }
 }
 
 /// A window of another [`ReadAt`]: one partition of a disk.
@@ -84,6 +101,27 @@ impl<R: ReadAt> ReadAt for Slice<R> {
     fn len(&self) -> u64 {
         self.len
     }
+
+    fn map_pieces(&self, pieces: &[Piece], path: &Path) -> Option<io::Result<Evidence>> {
+        let mut shifted = Vec::with_capacity(pieces.len());
+        for piece in pieces {
+            let offset = match piece.offset {
+                Some(offset) => {
+                    within(
+                        usize::try_from(piece.len).ok()?,
+                        offset,
+                        self.len,
+                        "partition",
+                    )
+                    .ok()?;
+                    Some(self.start + offset)
+                }
+                None => None,
+            };
+            shifted.push(Piece { offset, ..*piece });
+        }
+        self.inner.map_pieces(&shifted, path)
+    }
 }
 
 impl<R: ReadAt + ?Sized> ReadAt for std::sync::Arc<R> {
@@ -92,6 +130,9 @@ impl<R: ReadAt + ?Sized> ReadAt for std::sync::Arc<R> {
     }
     fn len(&self) -> u64 {
         (**self).len()
+    }
+    fn map_pieces(&self, pieces: &[Piece], path: &Path) -> Option<io::Result<Evidence>> {
+        (**self).map_pieces(pieces, path)
     }
 }
 

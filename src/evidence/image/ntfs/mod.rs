@@ -32,6 +32,7 @@ use record::{
 };
 
 use super::ReadAt;
+use crate::evidence::Evidence;
 
 /// The largest file read into memory from an image: more than any hive or PE file (a hive's
 /// format ends at 4 GiB, real ones are far smaller).
@@ -548,6 +549,86 @@ impl Ntfs {
             }
         }
         Ok(())
+    }
+
+    /// A file's unnamed stream as evidence shown as `path`: mapped where it lies when it is
+    /// stored plainly, valid to its end (most files; see [`Ntfs::pieces`]), read into memory
+    /// otherwise; refused above `limit`.
+    pub fn read_file(
+        &self,
+        attr: &Attribute,
+        limit: u64,
+        path: &std::path::Path,
+    ) -> Result<Evidence, NtfsError> {
+        let what = path.display().to_string();
+        let size = attr.size();
+        if size > limit {
+            return Err(NtfsError::TooLarge { what, size, limit });
+        }
+        if let Some(pieces) = self.pieces(attr) {
+            // A device that cannot be mapped (Windows' \\.\PhysicalDriveN) is read.
+            if let Some(Ok(mapped)) = self.reader.map_pieces(&pieces, path) {
+                return Ok(mapped);
+            }
+        }
+        Evidence::from_filled(path.to_path_buf(), size as usize, |buf| {
+            self.read_stream(attr, 0, buf, &what)
+                .map_err(io::Error::from)
+        })
+        .map_err(|source| NtfsError::Io {
+            what: what.clone(),
+            offset: 0,
+            source,
+        })
+    }
+
+    /// Where a stream's bytes lie, in order, when they can be taken as they are stored: not
+    /// compressed or encrypted, valid to the end (no zeros past the initialized size to
+    /// supply), its runs covering it from VCN 0 without a gap. Neighbouring runs that are
+    /// contiguous on disk (or both sparse) are one piece.
+    fn pieces(&self, attr: &Attribute) -> Option<Vec<crate::evidence::Piece>> {
+        use crate::evidence::Piece;
+        let Data::NonResident {
+            initialized_size,
+            runs,
+            ..
+        } = &attr.data
+        else {
+            return None;
+        };
+        let size = attr.size();
+        if attr.flags & (FLAG_COMPRESSED | FLAG_ENCRYPTED) != 0 || *initialized_size != size {
+            return None;
+        }
+        let mut pieces: Vec<Piece> = Vec::new();
+        let mut at = 0u64;
+        for run in runs {
+            if at == size {
+                break;
+            }
+            if run.vcn.checked_mul(self.cluster_size)? != at {
+                return None;
+            }
+            let len = run.len.checked_mul(self.cluster_size)?.min(size - at);
+            let offset = match run.lcn {
+                Some(lcn) => Some(lcn.checked_mul(self.cluster_size)?),
+                None => None,
+            };
+            match pieces.last_mut() {
+                Some(last)
+                    if match (last.offset, offset) {
+                        (Some(a), Some(b)) => a.checked_add(last.len) == Some(b),
+                        (None, None) => true,
+                        _ => false,
+                    } =>
+                {
+                    last.len += len
+                }
+                _ => pieces.push(Piece { offset, len }),
+            }
+            at += len;
+        }
+        (at == size).then_some(pieces)
     }
 
     /// A whole stream into memory, refused above `limit`.
