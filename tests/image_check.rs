@@ -530,3 +530,93 @@ fn fix_takes_an_image_and_never_writes_it() {
     }
     assert_eq!(support::ntfs_image::sha256_file(&img.image), digest);
 }
+
+/// Where `$UpCase` lies in a volume image: the units for `` ` `` to `{` as every table has
+/// them, found in the image's bytes (not through nextboot's own reader).
+fn upcase_offset(image: &[u8]) -> usize {
+    let mut probe = Vec::new();
+    for unit in 0x60u16..=0x7b {
+        let upper = if (0x61..=0x7a).contains(&unit) {
+            unit - 0x20
+        } else {
+            unit
+        };
+        probe.extend(upper.to_le_bytes());
+    }
+    let found: Vec<usize> = image
+        .windows(probe.len())
+        .enumerate()
+        .filter(|(_, w)| *w == probe.as_slice())
+        .map(|(i, _)| i - 0x60 * 2)
+        .collect();
+    assert_eq!(found.len(), 1, "one $UpCase in the image");
+    found[0]
+}
+
+/// Names are compared as the volume's own `$UpCase` says, as Windows compares them: a
+/// table that folds `é` to `E` makes `CAFE.DLL` name `café.dll`; a table that is not one is
+/// said, and Unicode's upper case stands in.
+#[test]
+fn names_are_compared_through_the_volumes_own_upcase() {
+    let mut s = Scenario::new();
+    s.write(
+        "Windows/System32/café.dll",
+        &padded_pe("file_v12.dll", 10, 11),
+    );
+    s.write(
+        "Windows/System32/SET9.tmp",
+        &padded_pe("file_v8.dll", 10, 12),
+    );
+    s.hive.pending(
+        1,
+        &[(
+            sys32("SET9.tmp").as_str(),
+            format!("!{}", sys32("CAFE.dll")).as_str(),
+        )],
+    );
+    s.write_hive();
+    let spec = json!({"layout": "volume", "partitions": [{"size_mib": 32, "fs": "ntfs", "source": "win"}]});
+    let Some(img) = build_or_skip(&spec, &[("win", s.root())]) else {
+        return;
+    };
+    let original = std::fs::read(&img.image).unwrap();
+    let table = upcase_offset(&original);
+    let dir = tempfile::tempdir().unwrap();
+    let variant = |name: &str, units: &[(u16, u16)]| {
+        let mut bytes = original.clone();
+        for &(unit, upper) in units {
+            let at = table + 2 * unit as usize;
+            bytes[at..at + 2].copy_from_slice(&upper.to_le_bytes());
+        }
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let verdict_of = |path: &Path| {
+        let (_, report, err) = check(&[path.as_os_str()]);
+        let op = &report["operations"][0];
+        (
+            op["verdict"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{report:#}\n{err}"))
+                .to_string(),
+            report,
+        )
+    };
+    // mkntfs's table folds é to É: CAFE.dll is a new file.
+    let (as_built, report) = verdict_of(&img.image);
+    assert!(report["volumes"][0]["image"]
+        .get("upcase_problem")
+        .is_none());
+    // The same volume whose table folds é to E.
+    let (folded, report) = verdict_of(&variant("e.img", &[(0xe9, u16::from(b'E'))]));
+    assert_eq!(folded, "downgrade", "{report:#}");
+    assert_ne!(as_built, folded);
+    // A table that does not upper-case q: refused, said, and Unicode folding used.
+    let (_, report) = verdict_of(&variant("q.img", &[(u16::from(b'q'), u16::from(b'q'))]));
+    let problem = report["volumes"][0]["image"]["upcase_problem"]
+        .as_str()
+        .unwrap();
+    assert!(problem.contains("ASCII"), "{problem}");
+    assert_eq!(report["operations"][0]["verdict"], as_built.as_str());
+}

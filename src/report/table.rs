@@ -130,6 +130,13 @@ pub fn write_table<W: Write + ?Sized>(
                     format!(", label {}", shown(&image.label))
                 }
             )?;
+            if let Some(why) = &image.upcase_problem {
+                writeln!(
+                    out,
+                    "             names compared by Unicode simple upper case: {}",
+                    shown(why)
+                )?;
+            }
         }
     }
     for other in &report.other_control_sets {

@@ -35,6 +35,10 @@ pub struct ImageOrigin {
     pub log_unclean: bool,
     /// `hiberfil.sys` holds a hibernation image (hibernated, or shut down with Fast Startup).
     pub hibernated: bool,
+    /// Why names are not compared through the volume's own `$UpCase` (it cannot be read, or
+    /// is not a table), Unicode's simple upper case standing in; none when they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upcase_problem: Option<String>,
 }
 
 impl ImageOrigin {
@@ -160,6 +164,7 @@ pub fn open_image(path: &Path) -> Result<OpenedImage, String> {
         let info = ntfs.info.clone();
         let mut volume = NtfsVolume::new(ntfs, label);
         let hibernated = volume.hibernated();
+        let upcase_problem = volume.upcase_problem().map(str::to_string);
         volume.set_origin(ImageOrigin {
             image: shown.clone(),
             partition: number,
@@ -177,6 +182,7 @@ pub fn open_image(path: &Path) -> Result<OpenedImage, String> {
             dirty: info.dirty,
             log_unclean: info.log_unclean,
             hibernated,
+            upcase_problem,
         });
         opened.volumes.push(volume);
     }

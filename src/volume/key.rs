@@ -120,6 +120,65 @@ impl PathKey {
     }
 }
 
+/// How a volume compares names. NTFS upper-cases each UTF-16 unit through the volume's own
+/// `$UpCase` table (written when the volume was formatted, so its Unicode version is that of
+/// the Windows that formatted it); characters outside the Basic Multilingual Plane are
+/// compared as they are. A host directory has no table: Unicode's simple upper case stands
+/// in for it ([`fold`]).
+#[derive(Clone, Debug, Default)]
+pub enum Folding {
+    #[default]
+    Unicode,
+    /// A volume's `$UpCase`: the upper case of each of the 65,536 UTF-16 units.
+    Table(Arc<[u16]>),
+}
+
+/// The folding of a volume without a table of its own.
+pub static UNICODE: Folding = Folding::Unicode;
+
+/// The units a `$UpCase` table has.
+pub const UPCASE_UNITS: usize = 0x10000;
+
+impl Folding {
+    /// A volume's `$UpCase` table, if it is one: 65,536 units that upper-case the ASCII
+    /// letters as every table Windows writes does (a table that does not would make the
+    /// names this looks for, `Windows`, `System32`, unreachable on the volume).
+    pub fn from_table(units: Vec<u16>) -> Result<Folding, String> {
+        if units.len() != UPCASE_UNITS {
+            return Err(format!(
+                "$UpCase holds {} entries, not {UPCASE_UNITS}",
+                units.len()
+            ));
+        }
+        let ascii = (0u16..128).all(|c| {
+            let expected = (c as u8).to_ascii_uppercase() as u16;
+            units[c as usize] == expected
+        });
+        if !ascii {
+            return Err("$UpCase does not upper-case ASCII as Windows does".to_string());
+        }
+        Ok(Folding::Table(units.into()))
+    }
+
+    pub fn fold(&self, name: &str) -> String {
+        match self {
+            Folding::Unicode => fold(name),
+            Folding::Table(_) => name.chars().map(|c| self.fold_char(c)).collect(),
+        }
+    }
+
+    pub fn fold_char(&self, c: char) -> char {
+        match self {
+            Folding::Unicode => fold_char(c),
+            Folding::Table(table) => match table.get(c as usize) {
+                // A unit mapped to a surrogate half (a damaged table) is left as it is.
+                Some(&upper) => char::from_u32(u32::from(upper)).unwrap_or(c),
+                None => c,
+            },
+        }
+    }
+}
+
 /// Case folding as NTFS compares names: each character upper-cased on its own (simple
 /// mapping, as the volume's $UpCase table does), characters whose upper case is several
 /// characters (`ß`) left as they are.
@@ -150,6 +209,27 @@ mod tests {
         assert!(!PathKey::new(0, ["WINDOWS", "WINSXSX", "X"]).is_within(&store));
         assert!(!PathKey::new(1, ["WINDOWS", "WINSXS", "X"]).is_within(&store));
         assert!(!PathKey::new(0, ["USERS", "A"]).is_within(&store));
+    }
+
+    #[test]
+    fn a_volume_table_folds_as_it_says() {
+        let mut units: Vec<u16> = (0..=u16::MAX).collect();
+        for c in b'a'..=b'z' {
+            units[c as usize] = u16::from(c.to_ascii_uppercase());
+        }
+        // This table leaves Greek lower case as it is and folds 'é' to 'E'.
+        units[0xe9] = u16::from(b'E');
+        let table = Folding::from_table(units.clone()).unwrap();
+        assert_eq!(table.fold("café.dll"), "CAFE.DLL");
+        assert_eq!(table.fold("ωmega"), "ωMEGA");
+        assert_eq!(Folding::Unicode.fold("ωmega"), "ΩMEGA");
+        // Outside the BMP, NTFS compares units as they are; Unicode folding would not.
+        assert_eq!(table.fold("\u{10428}"), "\u{10428}");
+        assert_eq!(Folding::Unicode.fold("\u{10428}"), "\u{10400}");
+        // Tables that are not one: wrong size, ASCII not upper-cased.
+        assert!(Folding::from_table(units[..100].to_vec()).is_err());
+        units[b'q' as usize] = u16::from(b'q');
+        assert!(Folding::from_table(units).is_err());
     }
 
     #[test]

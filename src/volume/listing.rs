@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::sync::OnceLock;
 
-use super::key::fold_char;
+use super::key::Folding;
 use super::DirEntry;
 
 /// One directory's entries, with their folded names for case-insensitive lookup. Kept compact:
@@ -42,7 +42,7 @@ fn name_hash(folded: &str) -> usize {
 }
 
 impl Listing {
-    pub(super) fn new(dir: Vec<OsString>, entries: Vec<DirEntry>) -> Listing {
+    pub(super) fn new(dir: Vec<OsString>, entries: Vec<DirEntry>, folding: &Folding) -> Listing {
         let mut folded = String::new();
         let mut folded_ends = Vec::with_capacity(entries.len());
         let mut undecodable = Vec::new();
@@ -52,7 +52,7 @@ impl Listing {
             if matches!(name, std::borrow::Cow::Owned(_)) {
                 undecodable.push(index as u32);
             }
-            folded.extend(name.chars().map(fold_char));
+            folded.extend(name.chars().map(|c| folding.fold_char(c)));
             folded_ends.push(folded.len() as u32);
         }
         folded.shrink_to_fit();
@@ -203,7 +203,11 @@ mod tests {
             kind: EntryKind::File,
         };
         let names = ["b.dll", "A.dll", "ntdll.DLL", "a.DLL", "ß", ""];
-        let listing = Listing::new(Vec::new(), names.iter().map(|n| entry(n)).collect());
+        let listing = Listing::new(
+            Vec::new(),
+            names.iter().map(|n| entry(n)).collect(),
+            &Folding::Unicode,
+        );
         assert_eq!(listing.find("B.DLL"), [0]);
         assert_eq!(listing.find("NTDLL.DLL"), [2]);
         // Twins that fold alike come back together, in listing order.
@@ -213,10 +217,16 @@ mod tests {
         assert!(listing.find("C.DLL").is_empty());
         let folded: Vec<&str> = listing.folded_names().collect();
         assert_eq!(folded, ["", "A.DLL", "B.DLL", "NTDLL.DLL", "ß"]);
-        assert!(Listing::new(Vec::new(), Vec::new()).find("X").is_empty());
+        assert!(Listing::new(Vec::new(), Vec::new(), &Folding::Unicode)
+            .find("X")
+            .is_empty());
         // Without twins, names are found through the hash table alone.
         let names = ["b.dll", "A.dll", "ntdll.DLL", "ß", ""];
-        let listing = Listing::new(Vec::new(), names.iter().map(|n| entry(n)).collect());
+        let listing = Listing::new(
+            Vec::new(),
+            names.iter().map(|n| entry(n)).collect(),
+            &Folding::Unicode,
+        );
         assert!(!listing.has_twins);
         for (index, name) in names.iter().enumerate() {
             assert_eq!(listing.find(&fold(name)), [index as u32], "{name}");

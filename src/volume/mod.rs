@@ -29,7 +29,7 @@ pub use dir::DirVolume;
 pub use image::{
     is_image, open_image, split_partition, ImageOrigin, OpenedImage, SkippedPartition,
 };
-pub use key::{fold, PathKey};
+pub use key::{fold, Folding, PathKey};
 pub use mount::{find_system_hive, mount, volume_letters, MountError, MountSpec};
 pub use nt_path::{parse_nt_path, Anchor, NtPath};
 pub use ntfs::NtfsVolume;
@@ -122,6 +122,11 @@ pub trait Volume: Send + Sync {
     /// one.
     fn origin(&self) -> Option<&ImageOrigin> {
         None
+    }
+    /// How this volume compares names: an NTFS image's own `$UpCase`, else Unicode simple
+    /// upper case.
+    fn folding(&self) -> &Folding {
+        &key::UNICODE
     }
     /// The file's number on its file system, when this volume reads the file system itself
     /// (an NTFS image: the MFT record number); `None` for a host directory.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use miette::Diagnostic;
 use thiserror::Error;
 
-use super::{fold, open_image, DirVolume, EntryKind, OpenedImage, PathKey, Volume, Volumes};
+use super::{open_image, DirVolume, EntryKind, OpenedImage, PathKey, Volume, Volumes};
 use crate::hive::MountedDevice;
 
 /// What to mount: the host directories the user named, and the letter of the system drive.
@@ -289,7 +289,7 @@ pub fn find_system_hive(
     let path = ["Windows", "System32", "config", "SYSTEM"];
     let mut names = Vec::new();
     for depth in 1..=path.len() {
-        let key = PathKey::new(mount, path[..depth].iter().map(|c| fold(c)));
+        let key = PathKey::new(mount, path[..depth].iter().map(|c| volumes.fold(mount, c)));
         let entry = match volumes.stat(&key) {
             Ok(Some(entry)) => entry,
             Ok(None) => {

@@ -7,7 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::{DirEntry, EntryKind, EntryMetadata, ImageOrigin, Volume};
+use super::{DirEntry, EntryKind, EntryMetadata, Folding, ImageOrigin, Volume};
 use crate::evidence::image::ntfs::{
     self, File, IndexEntry, Ntfs, FILE_ATTRIBUTE_REPARSE_POINT, FILE_NAME_INDEX_PRESENT,
     NAMESPACE_DOS, REPARSE_TAG_MOUNT_POINT, REPARSE_TAG_SYMLINK, REPARSE_TAG_WOF, ROOT_RECORD,
@@ -22,6 +22,10 @@ pub struct NtfsVolume {
     /// Each folder's names, by record number, read once.
     folders: Mutex<HashMap<u64, Arc<Folder>>>,
     origin: Option<ImageOrigin>,
+    /// The volume's `$UpCase`, or Unicode's simple upper case where it cannot be read.
+    folding: Folding,
+    /// Why the volume's `$UpCase` is not used, if it is not.
+    folding_problem: Option<String>,
 }
 
 /// One folder's index, as names.
@@ -51,12 +55,24 @@ struct Target {
 
 impl NtfsVolume {
     pub fn new(ntfs: Arc<Ntfs>, shown: String) -> NtfsVolume {
+        let table = ntfs.upcase_table().map_err(|err| err.to_string());
+        let (folding, folding_problem) = match table.and_then(Folding::from_table) {
+            Ok(folding) => (folding, None),
+            Err(why) => (Folding::Unicode, Some(why)),
+        };
         NtfsVolume {
             ntfs,
             shown,
             folders: Mutex::new(HashMap::new()),
             origin: None,
+            folding,
+            folding_problem,
         }
+    }
+
+    /// Why names are not compared through the volume's own `$UpCase`, if they are not.
+    pub fn upcase_problem(&self) -> Option<&str> {
+        self.folding_problem.as_deref()
     }
 
     pub fn set_origin(&mut self, origin: ImageOrigin) {
@@ -316,6 +332,10 @@ impl Volume for NtfsVolume {
 
     fn origin(&self) -> Option<&ImageOrigin> {
         self.origin.as_ref()
+    }
+
+    fn folding(&self) -> &Folding {
+        &self.folding
     }
 
     fn file_id(&self, path: &[OsString]) -> Option<u64> {

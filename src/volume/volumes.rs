@@ -10,12 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashMap;
 
-use super::key::fold_char;
 use super::listing::Listing;
 use super::unresolved::{ShortNameCandidates, UndecodableMatch};
-use super::{
-    fold, parse_nt_path, short_name, Anchor, EntryKind, NtPath, PathKey, Unresolved, Volume,
-};
+use super::{parse_nt_path, short_name, Anchor, EntryKind, NtPath, PathKey, Unresolved, Volume};
 use crate::evidence::Evidence;
 
 /// What is on disk at a path before the boot: an entry of its folder's listing, or the
@@ -285,7 +282,10 @@ impl Volumes {
     pub fn find_windows_dir(&mut self) -> Option<String> {
         let mount = self.mount_index(self.system_drive)?;
         for candidate in ["Windows", "WINNT"] {
-            let key = PathKey::new(mount, [candidate, "System32", "config"].map(fold));
+            let key = PathKey::new(
+                mount,
+                [candidate, "System32", "config"].map(|c| self.fold(mount, c)),
+            );
             if let Ok(Some(entry)) = self.stat(&key) {
                 if entry.kind == EntryKind::Directory {
                     let name = entry.names().swap_remove(0);
@@ -368,7 +368,7 @@ impl Volumes {
             if !walk.exists || walk.found.kind != EntryKind::Directory {
                 // Below something missing, or below a file: does not exist.
                 walk.exists = false;
-                walk.push_folded(&fold(&component));
+                walk.push_folded(&self.fold(mount, &component));
                 continue;
             }
             let listing = match self.listing(mount, &walk.folded, || walk.found.names()) {
@@ -377,7 +377,7 @@ impl Volumes {
             };
             let Some(index) = self.match_component(mount, &listing, &component)? else {
                 walk.exists = false;
-                walk.push_folded(&fold(&component));
+                walk.push_folded(&self.fold(mount, &component));
                 continue;
             };
             let entry = &listing.entries[index];
@@ -423,10 +423,11 @@ impl Volumes {
         let dir = &listing.dir;
         let where_ = || self.mounts[mount].display(dir);
         // Components from canonical keys are folded already; fold only when needed.
-        let folded = if component.chars().all(|c| fold_char(c) == c) {
+        let folding = self.mounts[mount].folding();
+        let folded = if component.chars().all(|c| folding.fold_char(c) == c) {
             Cow::Borrowed(component)
         } else {
-            Cow::Owned(fold(component))
+            Cow::Owned(folding.fold(component))
         };
         match listing.find(&folded) {
             [] => {
@@ -467,12 +468,12 @@ impl Volumes {
                     shorts
                         .into_iter()
                         .enumerate()
-                        .filter_map(|(i, s)| s.map(|s| (fold(&s), i)))
+                        .filter_map(|(i, s)| s.map(|s| (folding.fold(&s), i)))
                         .collect()
                 })
         });
         if let Some(recorded) = recorded {
-            return Ok(recorded.get(&fold(component)).copied());
+            return Ok(recorded.get(&folding.fold(component)).copied());
         }
         let names: Vec<String> = listing
             .entries
@@ -668,6 +669,11 @@ impl Volumes {
         })
     }
 
+    /// `name` folded as volume `mount` compares names (its `$UpCase`, for an NTFS image).
+    pub fn fold(&self, mount: usize, name: &str) -> String {
+        self.mounts[mount].folding().fold(name)
+    }
+
     /// The file's number on its file system, where the volume knows it (an NTFS image: the
     /// MFT record number).
     pub fn file_id(&self, mount: usize, names: &[OsString]) -> Option<u64> {
@@ -705,7 +711,7 @@ impl Volumes {
         }
         let dir = dir();
         let entries = self.mounts[mount].list(&dir)?;
-        let listing = Arc::new(Listing::new(dir, entries));
+        let listing = Arc::new(Listing::new(dir, entries, self.mounts[mount].folding()));
         self.cache()
             .entry(mount as u32)
             .or_default()

@@ -45,6 +45,8 @@ const EXTENSION_LIMIT: usize = 1 << 16;
 const INDEX_DEPTH_LIMIT: usize = 32;
 
 pub const ROOT_RECORD: u64 = 5;
+/// The MFT record of `$UpCase`, the volume's table of upper-case letters.
+pub const UPCASE_RECORD: u64 = 10;
 const VOLUME_RECORD: u64 = 3;
 const LOGFILE_RECORD: u64 = 2;
 
@@ -629,6 +631,22 @@ impl Ntfs {
             at += len;
         }
         (at == size).then_some(pieces)
+    }
+
+    /// The volume's `$UpCase` table, as UTF-16 units (65,536 on every volume Windows or
+    /// mkntfs formats; the caller checks).
+    pub fn upcase_table(&self) -> Result<Vec<u16>, NtfsError> {
+        let file = self.file(UPCASE_RECORD)?;
+        let data = file.data().ok_or_else(|| NtfsError::Damaged {
+            what: "$UpCase".to_string(),
+            offset: 0,
+            why: "it has no data".to_string(),
+        })?;
+        let bytes = self.read_all(data, 2 * 0x10000, "$UpCase")?;
+        Ok(bytes
+            .chunks_exact(2)
+            .map(|unit| u16::from_le_bytes([unit[0], unit[1]]))
+            .collect())
     }
 
     /// A whole stream into memory, refused above `limit`.
