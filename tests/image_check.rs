@@ -81,6 +81,16 @@ fn gpt_disk() -> Option<(BuiltImage, Scenario, tempfile::TempDir)> {
         &padded_pe("file_v12.dll", 500, 10),
     );
     s.write("Windows/System32/old.log", b"deleted through the junction");
+    // One file under two names (a hard link, as System32 and WinSxS share files): replaced
+    // under one name, deleted under the other.
+    s.write(
+        "Windows/WinSxS/amd64_kernel/kernel.dll",
+        &padded_pe("file_v12.dll", 100, 13),
+    );
+    s.write(
+        "Windows/System32/SET3.tmp",
+        &padded_pe("file_v8.dll", 100, 14),
+    );
     // Valid data length below the size, and a sparse file (written by the builder from the
     // spec): deleted (hashed by --hash all).
     s.write("Windows/Temp/vdl.log", &vec![b'v'; 65536]);
@@ -115,6 +125,11 @@ fn gpt_disk() -> Option<(BuiltImage, Scenario, tempfile::TempDir)> {
                 "\\??\\D:\\Updates\\x.tmp",
                 "!\\??\\C:\\Windows\\WinSxS\\Manifests\\target.dll",
             ),
+            (
+                sys32("SET3.tmp").as_str(),
+                format!("!{}", sys32("kernel.dll")).as_str(),
+            ),
+            ("\\??\\C:\\Windows\\WinSxS\\amd64_kernel\\kernel.dll", ""),
         ],
     );
     for (name, guid) in [("\\DosDevices\\C:", C_GUID), ("\\DosDevices\\D:", D_GUID)] {
@@ -145,6 +160,8 @@ fn gpt_disk() -> Option<(BuiltImage, Scenario, tempfile::TempDir)> {
                     {"offset": 786432, "content": {"text": "after the hole"}}]}},
                 {"path": "Windows/WinSxS/Manifests", "kind": "big_folder", "count": 20000},
                 {"path": "Junction", "kind": "junction", "target": "C:\\Windows\\System32"},
+                {"path": "Windows/System32/kernel.dll", "kind": "hard_link",
+                    "target": "Windows/WinSxS/amd64_kernel/kernel.dll"},
                 {"kind": "mft_fragmented"}
             ]},
             {"size_mib": 16, "fs": "ntfs", "label": "Data", "source": "data"}
@@ -208,9 +225,22 @@ fn a_gpt_disk_reads_as_its_mounted_volumes() {
             "delete",
             "delete",
             "delete",
-            "upgrade"
+            "upgrade",
+            "downgrade",
+            "delete"
         ],
         "{image_report:#}\n{err}"
+    );
+    // The hard link's two names are one file: one MFT record, the one ntfsls gives.
+    let ops = &image_report["operations"];
+    assert_eq!(
+        ops[8]["target_file"]["mft_record"],
+        ops[9]["source_file"]["mft_record"]
+    );
+    assert_eq!(
+        ops[8]["target_file"]["mft_record"],
+        img.file(0, "Windows/WinSxS/amd64_kernel/kernel.dll")
+            .unwrap()["mft_record"]
     );
     assert_eq!(status, mounted_status);
     assert_eq!(comparable(image_report.clone()), comparable(mounted_report));
@@ -511,7 +541,15 @@ fn fix_takes_an_image_and_never_writes_it() {
         reg.as_os_str(),
     ]);
     assert_eq!(status, 0, "{stdout}\n{err}");
-    assert!(stdout.contains("3 operations removed"), "{stdout}");
+    // Each downgrade check finds is removed.
+    let (_, report, _) = check(&[img.image.as_os_str()]);
+    let downgrades = verdicts(&report)
+        .iter()
+        .filter(|v| *v == "downgrade")
+        .count();
+    assert!(downgrades >= 3, "{report:#}");
+    let removed = format!("{downgrades} operations removed");
+    assert!(stdout.contains(&removed), "{removed}: {stdout}");
     assert!(reg.is_file());
     let (status, _, err) = nextboot(&[
         "fix".as_ref(),
