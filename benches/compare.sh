@@ -6,6 +6,7 @@
 #
 # Needs: hyperfine, hivexget (libhivex-bin), wine64 (for its DLLs), GNU time, python3, ntfs-3g
 # (mkntfs, and FUSE for the mounts the image rows compare with), wimtools, and
+# qemu-img (qemu-utils) and ewfacquire (ewf-tools) for the container rows, and
 # ../shared/hives for the real hive. Installs the Debian packages when missing and root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,8 @@ command -v hivexget >/dev/null || missing+=(libhivex-bin)
 [ -d /usr/lib/x86_64-linux-gnu/wine/x86_64-windows ] || missing+=(wine64)
 command -v ntfs-3g >/dev/null || missing+=(ntfs-3g)
 command -v wimapply >/dev/null || missing+=(wimtools)
+command -v qemu-img >/dev/null || missing+=(qemu-utils)
+command -v ewfacquire >/dev/null || missing+=(ewf-tools)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -152,6 +155,33 @@ img_kb=$(peak_of "$data/ops10k.ntfs")
 dir_kb=$(peak_of "$tmp/mnt-ops10k")
 ratio "peak memory (MB), 10k ops: NTFS image vs its mount + 32 MB" \
   "$(python3 -c "print($img_kb / 1024 / 1000)")" "$(python3 -c "print(($dir_kb + 32768) / 1024 / 1000)")" 1.0
+
+# Containers (issue 17): the real hive's volume image (win10.ntfs) in each container, built
+# once by qemu-img and ewfacquire; check through each against check of the raw image.
+containers=(
+  "vhd:vpc:subformat=dynamic,force_size=on"
+  "vhdx:vhdx:subformat=dynamic"
+  "vmdk:vmdk:subformat=monolithicSparse"
+  "qcow2:qcow2:"
+)
+for entry in "${containers[@]}"; do
+  IFS=: read -r ext fmt opts <<<"$entry"
+  if [ ! -f "$data/win10.$ext" ]; then
+    qemu-img convert -O "$fmt" ${opts:+-o "$opts"} "$data/win10.ntfs" "$tmp/win10.$ext"
+    mv "$tmp/win10.$ext" "$data/win10.$ext"
+  fi
+done
+if [ ! -f "$data/win10.E01" ]; then
+  ewfacquire -u -q -t "$tmp/win10" -c deflate:fast -C bench -D bench -E 1 -e bench -N bench \
+    "$data/win10.ntfs" >/dev/null
+  mv "$tmp/win10.E01" "$data/win10.E01"
+fi
+for ext in vhd vhdx vmdk qcow2 E01; do
+  read -r t_raw t_cont < <(medians 7 3 \
+    "$nb check $data/win10.ntfs --allow-dirty --hash none --format json > /dev/null" \
+    "$nb check $data/win10.$ext --allow-dirty --hash none --format json > /dev/null")
+  ratio "check of the real hive's image in a $ext container vs the raw image" "$t_cont" "$t_raw" 1.2
+done
 
 printf '%-66s %12s %12s %7s  %s\n' "measure" "nextboot" "reference" "ratio" "target"
 printf '%s\n' "${rows[@]}"

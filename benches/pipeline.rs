@@ -278,12 +278,41 @@ fn log_replay(c: &mut Criterion) {
     });
 }
 
+/// Opening each container (issue 17's target: under 20 ms) and reading its first sector:
+/// the real hive's volume image in each, as `benches/compare.sh` builds them in
+/// `target/bench-data` (run it first; a missing container is said and skipped).
+fn container_open(c: &mut Criterion) {
+    use nextboot::evidence::image::container::open_disk;
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    let mut group = c.benchmark_group("container_open");
+    for ext in ["vhd", "vhdx", "vmdk", "qcow2", "E01"] {
+        let path = data.join(format!("win10.{ext}"));
+        if !path.is_file() {
+            eprintln!(
+                "container_open: {} is missing (benches/compare.sh makes it)",
+                path.display()
+            );
+            continue;
+        }
+        group.bench_function(ext, |b| {
+            b.iter(|| {
+                let disk = open_disk(black_box(&path)).unwrap();
+                let mut sector = [0u8; 512];
+                disk.reader.read_exact_at(&mut sector, 0).unwrap();
+                sector[510]
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     log_replay,
     hive_and_queue,
     version_read,
     replay_and_report,
-    resolution
+    resolution,
+    container_open
 );
 criterion_main!(benches);

@@ -16,6 +16,7 @@ pub mod finding;
 pub mod guard;
 pub mod output;
 pub mod text;
+pub mod time;
 
 pub mod evidence;
 

@@ -162,10 +162,15 @@ pub enum CheckError {
     },
 }
 
-/// Each image given (ROOT, `--drive`, `--device`), hashed whole (`--hash image`), with a
-/// progress line on standard error when it is a terminal.
-fn hash_images(options: &CheckOptions) -> Vec<InputFile> {
-    use std::io::IsTerminal;
+/// Each image given (ROOT, `--drive`, `--device`): its container, and under `--hash image`
+/// the SHA-256 of the disk it holds (streamed, with a progress line on standard error when
+/// that is a terminal) and the check of the hashes the container stores. A stored hash that
+/// does not match is a warning, and the image is not examined (the disk read is not the disk
+/// acquired); the second list says so.
+fn image_inputs(
+    options: &CheckOptions,
+    findings: &mut Vec<Finding>,
+) -> (Vec<InputFile>, Vec<String>) {
     let named = options
         .root
         .iter()
@@ -175,34 +180,99 @@ fn hash_images(options: &CheckOptions) -> Vec<InputFile> {
         .map(|p| volume::split_partition(p).0)
         .filter(|p| volume::is_image(p))
         .collect();
+    images.sort();
     images.dedup();
-    let tty = std::io::stderr().is_terminal();
     let mut inputs = Vec::new();
+    let mut not_examined = Vec::new();
     for path in images {
-        let Ok(image) = crate::evidence::image::ImageFile::open(&path) else {
+        // Opened as the volumes were; an image that does not open has stopped the run already.
+        let Ok(disk) = crate::evidence::image::container::open_disk(&path) else {
             continue;
         };
-        let text = path.display().to_string();
-        let shown = crate::text::escaped(&text);
-        let mut last = u64::MAX;
-        let hashed = crate::evidence::image::hash_image(&image, |done, total| {
-            let percent = done * 100 / total.max(1);
-            if tty && percent != last {
-                last = percent;
-                eprint!("\rhashing {shown}: {percent}%");
-            }
-        });
-        if tty {
-            eprintln!();
-        }
-        inputs.push(InputFile {
+        let mut input = InputFile {
             role: "image",
             path: path.display().to_string(),
-            size: crate::evidence::image::ReadAt::len(&image),
-            sha256: hashed.ok(),
-        });
+            size: disk.reader.len(),
+            container: disk.container,
+            ..Default::default()
+        };
+        if options.hash == HashMode::Image {
+            let stored = input
+                .container
+                .as_ref()
+                .map(|c| c.stored_hashes.clone())
+                .unwrap_or_default();
+            let digests = hash_disk(&path, &*disk.reader, &stored);
+            input.sha256 = digests.sha256;
+            input.hash_checks = digests.checks;
+            for check in input.hash_checks.iter().filter(|c| !c.matches) {
+                let message = format!(
+                    "{}: the {} stored in the container is {}, the disk read has {}: the image is not the disk acquired",
+                    input.path, check.algorithm, check.stored, check.computed
+                );
+                findings.push(Finding::warning("image-hash-mismatch", message.clone()));
+                not_examined.push(message);
+            }
+        }
+        inputs.push(input);
     }
-    inputs
+    (inputs, not_examined)
+}
+
+/// What hashing a disk gave: its SHA-256, and each stored hash checked.
+struct DiskDigests {
+    sha256: Option<String>,
+    checks: Vec<crate::report::HashCheck>,
+}
+
+fn hash_disk(
+    path: &Path,
+    disk: &dyn crate::evidence::image::ReadAt,
+    stored: &[(String, String)],
+) -> DiskDigests {
+    use std::io::IsTerminal;
+    let tty = std::io::stderr().is_terminal();
+    let text = path.display().to_string();
+    let shown = crate::text::escaped(&text);
+    let mut last = u64::MAX;
+    let algorithms: Vec<&str> = stored.iter().map(|(a, _)| a.as_str()).collect();
+    let hashed = crate::evidence::image::hash_image(disk, &algorithms, |done, total| {
+        let percent = done * 100 / total.max(1);
+        if tty && percent != last {
+            last = percent;
+            eprint!("\rhashing {shown}: {percent}%");
+        }
+    });
+    if tty {
+        eprintln!();
+    }
+    let Ok(hashed) = hashed else {
+        return DiskDigests {
+            sha256: None,
+            checks: Vec::new(),
+        };
+    };
+    let checks = stored
+        .iter()
+        .filter_map(|(algorithm, stored)| {
+            let computed = hashed
+                .others
+                .iter()
+                .find(|(a, _)| a == algorithm)?
+                .1
+                .clone();
+            Some(crate::report::HashCheck {
+                algorithm: algorithm.clone(),
+                stored: stored.clone(),
+                matches: computed.eq_ignore_ascii_case(stored),
+                computed,
+            })
+        })
+        .collect();
+    DiskDigests {
+        sha256: Some(hashed.sha256),
+        checks,
+    }
 }
 
 /// Runs the pipeline. Problems with single files end up in the report; only inputs that
@@ -289,12 +359,14 @@ impl Inspection {
             path: hive.path.clone(),
             size: hive.size,
             sha256: hive.sha256.clone(),
+            ..Default::default()
         }];
         inputs.extend(loaded.log_uses().iter().map(|log| InputFile {
             role: "log",
             path: log.name.clone(),
             size: log.size,
             sha256: (options.hash != HashMode::None).then(|| log.sha256.clone()),
+            ..Default::default()
         }));
         let trusted_installer_start = hive::trusted_installer_start(loaded.bytes(), used);
         drop(loaded);
@@ -337,6 +409,7 @@ impl Inspection {
                     path: path.to_string(),
                     size: opened.hive.size.unwrap_or_default(),
                     sha256: opened.hive.sha256.clone(),
+                    ..Default::default()
                 });
             }
         }
@@ -368,9 +441,8 @@ impl Inspection {
                 format!("ControlSet{used:03} has no Control\\Session Manager key"),
             ));
         }
-        if options.hash == HashMode::Image {
-            inputs.extend(hash_images(options));
-        }
+        let (images, images_not_examined) = image_inputs(options, &mut findings);
+        inputs.extend(images);
         let mut provenance = Provenance {
             tool: Tool::default(),
             command_line: options.command_line.clone(),
@@ -422,13 +494,15 @@ impl Inspection {
                 path: path.clone(),
                 size: *size,
                 sha256: sha256.clone(),
+                ..Default::default()
             }));
         let servicing_hives = [software, components]
             .into_iter()
             .map(|opened: OpenedServicing| opened.hive)
             .collect::<Vec<ServicingHive>>();
         let action_lists = std::mem::take(&mut lists.sections);
-        let lists_not_examined = std::mem::take(&mut lists.not_examined);
+        let mut inputs_not_examined = std::mem::take(&mut lists.not_examined);
+        inputs_not_examined.extend(images_not_examined);
         Ok(Inspection {
             volumes,
             used,
@@ -437,7 +511,7 @@ impl Inspection {
             lists,
             parts: ReportParts {
                 action_lists,
-                lists_not_examined,
+                inputs_not_examined,
                 servicing_hives,
                 provenance,
                 hive,

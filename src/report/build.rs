@@ -27,8 +27,9 @@ pub struct ReportParts {
     pub findings: Vec<Finding>,
     pub servicing_hives: Vec<ServicingHive>,
     pub action_lists: Vec<ActionListSection>,
-    /// Action lists that exist and could not be read.
-    pub lists_not_examined: Vec<String>,
+    /// Inputs that exist and could not be read, or not trusted: action lists, an image whose
+    /// stored hash does not match its contents.
+    pub inputs_not_examined: Vec<String>,
 }
 
 impl Report {
@@ -42,7 +43,7 @@ impl Report {
         let operations = Operations::new(operations, replay.outcomes);
         let mut findings = parts.findings;
         let mut not_examined = volume_problems(volumes, &mut findings);
-        not_examined.extend(parts.lists_not_examined);
+        not_examined.extend(parts.inputs_not_examined);
         not_examined.sort();
         not_examined.dedup();
         let select = parts.select;

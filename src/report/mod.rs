@@ -7,7 +7,8 @@ mod machine;
 mod summaries;
 mod table;
 pub mod terminal;
-pub mod time;
+/// Timestamps (at the bottom of the pipeline, as evidence dates need them too).
+pub use crate::time;
 mod verify;
 mod versions;
 
@@ -100,13 +101,31 @@ pub struct Provenance {
     pub session_manager_last_written: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct InputFile {
-    /// `hive` or `log`.
+    /// `hive`, `log`, `software`, `components`, `action-list` or `image`.
     pub role: &'static str,
     pub path: String,
+    /// The file's size; for an image in a container, the size of the disk it holds.
     pub size: u64,
+    /// For an image: of the disk it holds (the same as of the file, for a raw image).
     pub sha256: Option<String>,
+    /// An image's container: format, virtual size, files, metadata, stored hashes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::evidence::image::container::ContainerInfo>,
+    /// The container's stored hashes of the disk, each checked against the disk as read
+    /// (`--hash image`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hash_checks: Vec<HashCheck>,
+}
+
+/// A hash a container stores of its disk, against the one computed from the disk read.
+#[derive(Clone, Debug, Serialize)]
+pub struct HashCheck {
+    pub algorithm: String,
+    pub stored: String,
+    pub computed: String,
+    pub matches: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]

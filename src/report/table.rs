@@ -48,6 +48,7 @@ pub fn write_table<W: Write + ?Sized>(
         report.tool.name, report.tool.version
     )?;
     writeln!(out)?;
+    images(report, out)?;
     if crate::hive::is_stdin(std::path::Path::new(&hive.path)) {
         writeln!(out, "Hive         - (standard input)")?;
     } else {
@@ -117,6 +118,10 @@ pub fn write_table<W: Write + ?Sized>(
             let partition = image
                 .partition
                 .map_or("volume image".to_string(), |n| format!("partition {n}"));
+            let partition = match &image.container {
+                Some(container) => format!("{partition} in {}", shown(container)),
+                None => partition,
+            };
             writeln!(
                 out,
                 "             {partition} at byte {}, {} bytes, {}, serial {}{}",
@@ -363,4 +368,43 @@ fn plural(n: usize) -> &'static str {
     } else {
         "s"
     }
+}
+
+/// The images given, when one is in a container or was hashed: the container, the disk's
+/// size and hash, and each stored hash checked, in words.
+fn images<W: Write + ?Sized>(report: &Report, out: &mut W) -> io::Result<()> {
+    let images = report
+        .provenance
+        .inputs
+        .iter()
+        .filter(|i| i.role == "image");
+    for image in images.filter(|i| i.container.is_some() || i.sha256.is_some()) {
+        let mut line = format!("Image        {}", shown(&image.path));
+        if let Some(container) = &image.container {
+            line.push_str(&format!(", {}", shown(&container.format)));
+            if container.files.len() > 1 {
+                line.push_str(&format!(" in {} files", container.files.len()));
+            }
+        }
+        line.push_str(&format!(", disk of {} bytes", image.size));
+        if let Some(sha) = &image.sha256 {
+            line.push_str(&format!(", sha256 {sha}"));
+        }
+        writeln!(out, "{line}")?;
+        for check in &image.hash_checks {
+            let verdict = if check.matches {
+                "matches the disk"
+            } else {
+                "DIFFERS from the disk"
+            };
+            writeln!(
+                out,
+                "             stored {} {} {verdict} ({})",
+                shown(&check.algorithm),
+                shown(&check.stored),
+                shown(&check.computed)
+            )?;
+        }
+    }
+    Ok(())
 }

@@ -7,17 +7,21 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::NtfsVolume;
+use crate::evidence::image::container::open_disk;
 use crate::evidence::image::ntfs::Ntfs;
 use crate::evidence::image::partition::{
     format_guid, read_partition_table, FileSystem, PartitionKind, Scheme,
 };
-use crate::evidence::image::{ImageFile, ReadAt, Slice};
+use crate::evidence::image::{ReadAt, Slice};
 use crate::hive::VolumeIdentity;
 
 /// Where a volume read from an image is: for the report's volumes section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ImageOrigin {
     pub image: String,
+    /// The container the image is in (`vhdx (dynamic)`, `ewf (E01)`), if it is in one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
     /// The partition's number (1-based, as Linux numbers them); none for a volume image.
     pub partition: Option<u32>,
     pub offset: u64,
@@ -94,8 +98,9 @@ pub fn split_partition(path: &Path) -> (std::path::PathBuf, Option<u32>) {
 
 /// Opens `path` as a disk (partition table) or volume image and every NTFS volume in it.
 pub fn open_image(path: &Path) -> Result<OpenedImage, String> {
-    let file = ImageFile::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let disk: Arc<dyn ReadAt> = Arc::new(file);
+    let opened_disk = open_disk(path).map_err(|e| e.to_string())?;
+    let disk = opened_disk.reader;
+    let container = opened_disk.container.map(|c| c.format);
     let shown = path.display().to_string();
     let table = read_partition_table(&*disk).map_err(|e| {
         format!(
@@ -167,6 +172,7 @@ pub fn open_image(path: &Path) -> Result<OpenedImage, String> {
         let upcase_problem = volume.upcase_problem().map(str::to_string);
         volume.set_origin(ImageOrigin {
             image: shown.clone(),
+            container: container.clone(),
             partition: number,
             offset,
             size,

@@ -11,6 +11,7 @@
 #[allow(unused_imports)]
 pub use nextboot_regf_writer::{regf, regf_log};
 
+pub mod container;
 pub mod ntfs_image;
 
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 //! no seek state shared between threads). On top of the bytes: the partition tables
 //! ([`partition`]) and the NTFS file system ([`ntfs`]).
 
+pub mod container;
 pub mod ntfs;
 pub mod partition;
 
@@ -244,24 +245,51 @@ fn open_image(path: &Path) -> io::Result<(File, u64)> {
     Ok((file, len))
 }
 
-/// The SHA-256 of a whole image, read in 1 MiB positioned reads (never mapped or held whole);
+/// What [`hash_image`] computed: the SHA-256, and each further algorithm asked for.
+pub struct ImageDigests {
+    pub sha256: String,
+    /// `(algorithm, lower-case hex)` for each of `md5` and `sha1` that was asked for.
+    pub others: Vec<(String, String)>,
+}
+
+/// The SHA-256 of a whole image (and its MD5 and SHA-1 where `also` names them, to check
+/// what a container stores), read in 1 MiB positioned reads (never mapped or held whole);
 /// `progress(done, total)` is called after each read.
-pub fn hash_image(image: &dyn ReadAt, mut progress: impl FnMut(u64, u64)) -> io::Result<String> {
+pub fn hash_image(
+    image: &dyn ReadAt,
+    also: &[&str],
+    mut progress: impl FnMut(u64, u64),
+) -> io::Result<ImageDigests> {
     use sha2::{Digest, Sha256};
     let total = image.len();
-    let mut hasher = Sha256::new();
+    let mut sha256 = Sha256::new();
+    let mut md5 = also.contains(&"md5").then(md5::Md5::new);
+    let mut sha1 = also.contains(&"sha1").then(sha1::Sha1::new);
     let mut buf = vec![0u8; 1 << 20];
     let mut done = 0u64;
     while done < total {
         let n = (total - done).min(buf.len() as u64) as usize;
         image.read_exact_at(&mut buf[..n], done)?;
-        hasher.update(&buf[..n]);
+        sha256.update(&buf[..n]);
+        if let Some(md5) = &mut md5 {
+            md5.update(&buf[..n]);
+        }
+        if let Some(sha1) = &mut sha1 {
+            sha1.update(&buf[..n]);
+        }
         done += n as u64;
         progress(done, total);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let mut others = Vec::new();
+    if let Some(md5) = md5 {
+        others.push(("md5".to_string(), hex(&md5.finalize())));
+    }
+    if let Some(sha1) = sha1 {
+        others.push(("sha1".to_string(), hex(&sha1.finalize())));
+    }
+    Ok(ImageDigests {
+        sha256: hex(&sha256.finalize()),
+        others,
+    })
 }

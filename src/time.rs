@@ -1,5 +1,5 @@
-//! UTC timestamps in RFC 3339 (`2026-11-21T10:26:00Z`), without a date crate: the two
-//! conversions the report needs.
+//! UTC timestamps in RFC 3339 (`2026-11-21T10:26:00Z`), without a date crate: the
+//! conversions the report and the evidence (an E01's acquisition dates) need.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
