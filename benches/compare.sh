@@ -182,6 +182,12 @@ for ext in vhd vhdx vmdk qcow2 E01; do
     "$nb check $data/win10.$ext --allow-dirty --hash none --format json > /dev/null")
   ratio "check of the real hive's image in a $ext container vs the raw image" "$t_cont" "$t_raw" 1.2
 done
+raw_kb=$(peak_of "$data/win10.ntfs")
+for ext in vhd vhdx vmdk qcow2 E01; do
+  cont_kb=$(peak_of "$data/win10.$ext")
+  ratio "peak memory (MB), real hive in a $ext container vs raw + 32 MB" \
+    "$(python3 -c "print($cont_kb / 1024 / 1000)")" "$(python3 -c "print(($raw_kb + 32768) / 1024 / 1000)")" 1.0
+done
 
 printf '%-66s %12s %12s %7s  %s\n' "measure" "nextboot" "reference" "ratio" "target"
 printf '%s\n' "${rows[@]}"

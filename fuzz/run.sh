@@ -18,6 +18,12 @@ case $target in
     pe_version) max_len=16384 ;;
     ntfs_volume) max_len=2097152 ;;
     partition_table) max_len=65536 ;;
+    # Container seeds (fuzz/seed.py): a dynamic VHD is one 2 MiB block and its tables; a
+    # VHDX is 4 MiB of structures and one 1 MiB block; the others are under 300 KiB.
+    container_vhd) max_len=2228224 ;;
+    container_vhdx) max_len=5242880 ;;
+    container_vmdk|container_ewf) max_len=327680 ;;
+    container_qcow2) max_len=131072 ;;
     *) max_len=4096 ;;
 esac
 cd "$fuzz/work/$target"

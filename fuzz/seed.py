@@ -2,10 +2,12 @@
 """Seeds the fuzz corpora (fuzz/corpus/TARGET/) from the project's fixtures.
 
 Run from anywhere: python3 fuzz/seed.py. Existing corpus files are kept; seeds are named by
-content hash, so running it twice adds nothing. ../shared/hives is used when present.
+content hash (the container seeds by what they are, see `put`), so running it twice adds
+nothing. ../shared/hives is used when present.
 """
 import hashlib
 import pathlib
+import re
 import struct
 
 FUZZ = pathlib.Path(__file__).resolve().parent
@@ -14,10 +16,12 @@ SHARED = REPO.parent / "shared" / "hives"
 MAX_SEED = 64 * 1024
 
 
-def put(target, data):
+def put(target, data, name=None):
+    """A seed named by its hash; or by `name` when the tool that made it writes times and
+    random identifiers into it (qemu-img, ewfacquire), so that the next run replaces it."""
     corpus = FUZZ / "corpus" / target
     corpus.mkdir(parents=True, exist_ok=True)
-    name = hashlib.sha1(data).hexdigest()
+    name = name or hashlib.sha1(data).hexdigest()
     (corpus / name).write_bytes(data)
 
 
@@ -207,6 +211,10 @@ def main():
                 damaged = bytearray(disk)
                 damaged[512 + 20] ^= 0xFF
                 put("partition_table", bytes(damaged))
+    # (l)-(p) disk containers: small real ones, made by qemu-img and ewfacquire (when
+    # installed) from the raw disk of `container_disk()`; named, not hashed (see `put`).
+    for target, name, data in container_seeds():
+        put(target, data, name)
 
 
 def sfdisk_seed(script):
@@ -248,6 +256,168 @@ def ntfs_seed():
         subprocess.run(["wimapply", str(tmp / "t.wim"), "1", str(image)], check=True,
                        capture_output=True)
         return image.read_bytes()
+
+
+def container_disk():
+    """A 4 MiB raw disk: 64 KiB that do not compress, 8 KiB of text across the 1 MiB mark
+    (a VHDX block, a qcow2 cluster, a VMDK grain and an E01 chunk boundary), zeros elsewhere
+    (unallocated blocks, zero clusters and grains, empty chunks). Its second half is zeros,
+    so that a 2 MiB VHD block of it is never allocated."""
+    disk = bytearray(4 << 20)
+    state = 0x9E3779B97F4A7C15
+    noise = bytearray()
+    while len(noise) < 64 << 10:
+        state = (state * 6364136223846793005 + 1442695040888963407) & (2**64 - 1)
+        noise += (state >> 32).to_bytes(4, "little")
+    disk[: 64 << 10] = noise
+    text = b"nextboot container seed, sector by sector. "
+    run = (text * (8192 // len(text) + 1))[:8192]
+    disk[(1 << 20) - 4096:(1 << 20) + 4096] = run
+    return bytes(disk)
+
+
+def container_seeds():
+    """(target, name, bytes) of each container seed; none without the tools."""
+    import shutil
+    import subprocess
+    import tempfile
+    disk = container_disk()
+    seeds = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+
+        def raw(name, data):
+            path = tmp / name
+            path.write_bytes(data)
+            return path
+
+        def qemu(source, fmt, options, out, *extra):
+            command = ["qemu-img", "convert", "-q", "-f", "raw", "-O", fmt, *extra]
+            if options:
+                command += ["-o", options]
+            subprocess.run(command + [str(source), str(tmp / out)], check=True,
+                           capture_output=True)
+            return (tmp / out).read_bytes()
+
+        if shutil.which("qemu-img"):
+            whole = raw("disk.img", disk)
+            # vhd: fixed (a 256 KiB disk: a fixed VHD is the disk and a footer) and dynamic
+            # (2 MiB blocks: the first allocated, the second not).
+            small = raw("small.img", disk[: 256 << 10])
+            seeds.append(("container_vhd", "qemu-vpc-fixed",
+                          qemu(small, "vpc", "subformat=fixed,force_size=on", "f.vhd")))
+            seeds.append(("container_vhd", "qemu-vpc-dynamic",
+                          qemu(whole, "vpc", "subformat=dynamic,force_size=on", "d.vhd")))
+            # vhdx: dynamic, 1 MiB blocks, of a 2 MiB disk (the first block allocated),
+            # compacted: qemu-img puts the first block at 8 MiB, after 4 MiB of zeros.
+            half = raw("half.img", disk[: 1 << 20] + bytes(1 << 20))
+            vhdx = vhdx_compact(qemu(half, "vhdx", "subformat=dynamic,block_size=1M", "d.vhdx"))
+            seeds.append(("container_vhdx", "qemu-vhdx-dynamic", vhdx))
+            seeds.append(("container_vhdx", "qemu-vhdx-dynamic-log", vhdx_with_log(vhdx)))
+            # vmdk: the two shapes that hold their own descriptor, and descriptor files
+            # (monolithicFlat's, whose flat extent is missing here, and the same with a ZERO
+            # extent, which opens).
+            seeds.append(("container_vmdk", "qemu-vmdk-monolithicSparse",
+                          qemu(whole, "vmdk", "subformat=monolithicSparse", "s.vmdk")))
+            seeds.append(("container_vmdk", "qemu-vmdk-streamOptimized",
+                          qemu(whole, "vmdk", "subformat=streamOptimized", "o.vmdk")))
+            descriptor = qemu(small, "vmdk", "subformat=monolithicFlat", "flat.vmdk")
+            seeds.append(("container_vmdk", "qemu-vmdk-monolithicFlat-descriptor", descriptor))
+            zero = re.sub(rb'FLAT "[^"]*" 0', b"ZERO", descriptor)
+            seeds.append(("container_vmdk", "qemu-vmdk-zero-descriptor", zero))
+            # qcow2 with 4 KiB clusters: plain and zlib-compressed (-c).
+            seeds.append(("container_qcow2", "qemu-qcow2",
+                          qemu(whole, "qcow2", "cluster_size=4096", "p.qcow2")))
+            seeds.append(("container_qcow2", "qemu-qcow2-compressed",
+                          qemu(whole, "qcow2", "cluster_size=4096", "c.qcow2", "-c")))
+        if shutil.which("ewfacquire"):
+            # E01: deflate (the whole disk; empty chunks compress to little) and stored
+            # chunks (the 256 KiB disk: eight 32 KiB chunks as they are).
+            for name, compression, data in [
+                ("ewfacquire-deflate-fast", "deflate:fast", disk),
+                ("ewfacquire-none", "none", disk[: 256 << 10]),
+            ]:
+                source = raw(name + ".img", data)
+                target = tmp / name
+                subprocess.run(["ewfacquire", "-u", "-q", "-c", compression, "-t", str(target),
+                                str(source)], check=True, capture_output=True)
+                seeds.append(("container_ewf", name, target.with_suffix(".E01").read_bytes()))
+    return seeds
+
+
+VHDX_BAT = bytes.fromhex("6677c22d23f600429d64115e9bfd4a08")
+MIB = 1 << 20
+
+
+def vhdx_regions(data):
+    """The current header's offset, and the (offset, length) of the log and each region."""
+    headers = [0x10000, 0x20000]
+    current = max(headers, key=lambda at: struct.unpack_from("<Q", data, at + 8)[0])
+    log_length, log_offset = struct.unpack_from("<IQ", data, current + 68)
+    count = struct.unpack_from("<I", data, 0x30000 + 8)[0]
+    regions = {}
+    for i in range(count):
+        at = 0x30000 + 16 + 32 * i
+        regions[data[at:at + 16]] = struct.unpack_from("<QI", data, at + 16)
+    return current, (log_offset, log_length), regions
+
+
+def vhdx_compact(data):
+    """The same VHDX with its payload blocks moved to just after its last structure (the BAT
+    is not checksummed; qemu-img reads the result to the same disk)."""
+    _, log, regions = vhdx_regions(data)
+    end = max([MIB, log[0] + log[1]] + [o + n for o, n in regions.values()])
+    end = -(-end // MIB) * MIB
+    out = bytearray(data[:end])
+    bat_offset, bat_length = regions[VHDX_BAT]
+    for at in range(bat_offset, bat_offset + bat_length, 8):
+        entry = struct.unpack_from("<Q", data, at)[0]
+        state, block = entry & 7, (entry >> 20) * MIB
+        if state in (6, 7) and block:
+            struct.pack_into("<Q", out, at, state | (len(out) // MIB) << 20)
+            out += data[block:block + MIB]
+    return bytes(out)
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def vhdx_with_log(data):
+    """The compacted VHDX with its log to replay: qemu-img's last log entry (a write of the
+    BAT's first page) made to write the compacted page and to hold the file's size, its GUID
+    set in the current header, both checksums (CRC-32C) redone."""
+    out = bytearray(data)
+    current, (log_offset, log_length), regions = vhdx_regions(data)
+    entries, at = [], log_offset
+    while at < log_offset + log_length and out[at:at + 4] == b"loge":
+        entries.append(at)
+        at += struct.unpack_from("<I", out, at + 8)[0]
+    entry = entries[-1]
+    length, _, _, descriptors = struct.unpack_from("<IIQI", out, entry + 8)
+    for i in range(descriptors):
+        d = entry + 64 + 32 * i
+        if out[d:d + 4] != b"desc":
+            continue
+        page_at = struct.unpack_from("<Q", out, d + 16)[0]
+        page = out[page_at:page_at + 4096]
+        sector = entry + 4096 * (1 + sum(out[entry + 64 + 32 * j:entry + 68 + 32 * j] == b"desc"
+                                          for j in range(i)))
+        out[d + 4:d + 8] = page[4092:4096]
+        out[d + 8:d + 16] = page[0:8]
+        out[sector + 8:sector + 4092] = page[8:4092]
+    struct.pack_into("<QQ", out, entry + 48, len(out), len(out))
+    struct.pack_into("<I", out, entry + 4, 0)
+    struct.pack_into("<I", out, entry + 4, crc32c(out[entry:entry + length]))
+    out[current + 48:current + 64] = out[entry + 32:entry + 48]
+    struct.pack_into("<I", out, current + 4, 0)
+    struct.pack_into("<I", out, current + 4, crc32c(out[current:current + 4096]))
+    return bytes(out)
 
 
 if __name__ == "__main__":
