@@ -7,16 +7,22 @@ use std::ffi::OsString;
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
+use nextboot::evidence::image::container::Disk;
 use nextboot::evidence::image::ntfs::Ntfs;
 use nextboot::evidence::image::ReadAt;
 use nextboot::volume::{EntryKind, NtfsVolume, Volume};
 
 fuzz_target!(|data: &[u8]| {
     let bytes: Arc<dyn ReadAt> = Arc::new(data.to_vec());
-    let Ok(ntfs) = Ntfs::open(bytes) else {
+    let Ok(ntfs) = Ntfs::open(Arc::clone(&bytes)) else {
         return;
     };
-    let volume = NtfsVolume::new(Arc::new(ntfs), "fuzz:".into());
+    let image = Disk {
+        path: "fuzz".into(),
+        reader: bytes,
+        container: None,
+    };
+    let volume = NtfsVolume::new(Arc::new(ntfs), "fuzz:".into(), Arc::new(image));
     let mut folders = vec![Vec::<OsString>::new()];
     let mut depth = 0;
     while let (Some(dir), true) = (folders.pop(), depth < 64) {

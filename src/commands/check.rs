@@ -162,47 +162,33 @@ pub enum CheckError {
     },
 }
 
-/// Each image given (ROOT, `--drive`, `--device`): its container, and under `--hash image`
-/// the SHA-256 of the disk it holds (streamed, with a progress line on standard error when
-/// that is a terminal) and the check of the hashes the container stores. A stored hash that
-/// does not match is a warning, and the image is not examined (the disk read is not the disk
-/// acquired); the second list says so.
+/// Each image the volumes are read from (ROOT, `--drive`, `--device`): its container, and
+/// under `--hash image` the SHA-256 of the disk it holds (streamed, with a progress line on
+/// standard error when that is a terminal) and the check of the hashes the container stores.
+/// A stored hash that does not match is a warning, and the image is not examined (the disk
+/// read is not the disk acquired); the second list says so.
 fn image_inputs(
-    options: &CheckOptions,
+    volumes: &Volumes,
+    hash: HashMode,
     findings: &mut Vec<Finding>,
 ) -> (Vec<InputFile>, Vec<String>) {
-    let named = options
-        .root
-        .iter()
-        .chain(options.drives.iter().map(|(_, p)| p))
-        .chain(options.devices.iter().map(|(_, p)| p));
-    let mut images: Vec<PathBuf> = named
-        .map(|p| volume::split_partition(p).0)
-        .filter(|p| volume::is_image(p))
-        .collect();
-    images.sort();
-    images.dedup();
     let mut inputs = Vec::new();
     let mut not_examined = Vec::new();
-    for path in images {
-        // Opened as the volumes were; an image that does not open has stopped the run already.
-        let Ok(disk) = crate::evidence::image::container::open_disk(&path) else {
-            continue;
-        };
+    for image in volumes.images() {
         let mut input = InputFile {
             role: "image",
-            path: path.display().to_string(),
-            size: disk.reader.len(),
-            container: disk.container,
+            path: image.path.display().to_string(),
+            size: image.reader.len(),
+            container: image.container.clone(),
             ..Default::default()
         };
-        if options.hash == HashMode::Image {
+        if hash == HashMode::Image {
             let stored = input
                 .container
                 .as_ref()
                 .map(|c| c.stored_hashes.clone())
                 .unwrap_or_default();
-            let digests = hash_disk(&path, &*disk.reader, &stored);
+            let digests = hash_disk(&image.path, &*image.reader, &stored);
             input.sha256 = digests.sha256;
             input.hash_checks = digests.checks;
             for check in input.hash_checks.iter().filter(|c| !c.matches) {
@@ -441,7 +427,7 @@ impl Inspection {
                 format!("ControlSet{used:03} has no Control\\Session Manager key"),
             ));
         }
-        let (images, images_not_examined) = image_inputs(options, &mut findings);
+        let (images, images_not_examined) = image_inputs(&volumes, options.hash, &mut findings);
         inputs.extend(images);
         let mut provenance = Provenance {
             tool: Tool::default(),

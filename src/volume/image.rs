@@ -98,9 +98,9 @@ pub fn split_partition(path: &Path) -> (std::path::PathBuf, Option<u32>) {
 
 /// Opens `path` as a disk (partition table) or volume image and every NTFS volume in it.
 pub fn open_image(path: &Path) -> Result<OpenedImage, String> {
-    let opened_disk = open_disk(path).map_err(|e| e.to_string())?;
-    let disk = opened_disk.reader;
-    let container = opened_disk.container.map(|c| c.format);
+    let image = Arc::new(open_disk(path).map_err(|e| e.to_string())?);
+    let disk = Arc::clone(&image.reader);
+    let container = image.container.as_ref().map(|c| c.format.clone());
     let shown = path.display().to_string();
     let table = read_partition_table(&*disk).map_err(|e| {
         format!(
@@ -167,7 +167,7 @@ pub fn open_image(path: &Path) -> Result<OpenedImage, String> {
             None => format!("{shown}:"),
         };
         let info = ntfs.info.clone();
-        let mut volume = NtfsVolume::new(ntfs, label);
+        let mut volume = NtfsVolume::new(ntfs, label, Arc::clone(&image));
         let hibernated = volume.hibernated();
         let upcase_problem = volume.upcase_problem().map(str::to_string);
         volume.set_origin(ImageOrigin {

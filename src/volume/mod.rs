@@ -128,6 +128,11 @@ pub trait Volume: Send + Sync {
     fn folding(&self) -> &Folding {
         &key::UNICODE
     }
+    /// The image this volume is read from (its disk, and its container if any), shared by
+    /// the image's volumes; `None` for a host directory.
+    fn image(&self) -> Option<&std::sync::Arc<crate::evidence::image::container::Disk>> {
+        None
+    }
     /// The file's number on its file system, when this volume reads the file system itself
     /// (an NTFS image: the MFT record number); `None` for a host directory.
     fn file_id(&self, _path: &[OsString]) -> Option<u64> {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::{DirEntry, EntryKind, EntryMetadata, Folding, ImageOrigin, Volume};
+use crate::evidence::image::container::Disk;
 use crate::evidence::image::ntfs::{
     self, File, IndexEntry, Ntfs, FILE_ATTRIBUTE_REPARSE_POINT, FILE_NAME_INDEX_PRESENT,
     NAMESPACE_DOS, REPARSE_TAG_MOUNT_POINT, REPARSE_TAG_SYMLINK, REPARSE_TAG_WOF, ROOT_RECORD,
@@ -26,6 +27,8 @@ pub struct NtfsVolume {
     folding: Folding,
     /// Why the volume's `$UpCase` is not used, if it is not.
     folding_problem: Option<String>,
+    /// The image the volume is in, shared with the image's other volumes.
+    image: Arc<Disk>,
 }
 
 /// One folder's index, as names.
@@ -54,7 +57,7 @@ struct Target {
 }
 
 impl NtfsVolume {
-    pub fn new(ntfs: Arc<Ntfs>, shown: String) -> NtfsVolume {
+    pub fn new(ntfs: Arc<Ntfs>, shown: String, image: Arc<Disk>) -> NtfsVolume {
         let table = ntfs.upcase_table().map_err(|err| err.to_string());
         let (folding, folding_problem) = match table.and_then(Folding::from_table) {
             Ok(folding) => (folding, None),
@@ -67,6 +70,7 @@ impl NtfsVolume {
             origin: None,
             folding,
             folding_problem,
+            image,
         }
     }
 
@@ -336,6 +340,10 @@ impl Volume for NtfsVolume {
 
     fn folding(&self) -> &Folding {
         &self.folding
+    }
+
+    fn image(&self) -> Option<&Arc<Disk>> {
+        Some(&self.image)
     }
 
     fn file_id(&self, path: &[OsString]) -> Option<u64> {

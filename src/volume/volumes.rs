@@ -221,6 +221,23 @@ impl Volumes {
         self.mounts[mount].as_ref()
     }
 
+    /// Each image a volume (mapped, or of ROOT's image and not lettered) is read from, once,
+    /// in the order of their paths.
+    pub fn images(&self) -> Vec<Arc<crate::evidence::image::container::Disk>> {
+        let mut images: Vec<Arc<_>> = Vec::new();
+        for volume in self.mounts.iter().chain(&self.unlettered) {
+            if let Some(image) = volume.image() {
+                if !images.iter().any(|known| Arc::ptr_eq(known, image)) {
+                    images.push(Arc::clone(image));
+                }
+            }
+        }
+        // One image named twice (ROOT and `--drive D:=IMAGE:2`) is opened twice: listed once.
+        images.sort_by(|a, b| a.path.cmp(&b.path));
+        images.dedup_by(|a, b| a.path == b.path);
+        images
+    }
+
     /// Where each mapped volume is in an image, by drive letter or device.
     pub fn origins(&self) -> impl Iterator<Item = &super::ImageOrigin> + '_ {
         self.mounts.iter().filter_map(|m| m.origin())

@@ -254,6 +254,8 @@ pub(super) fn pieces_in_file(
 /// A disk as the partition and NTFS readers see it: the file itself (a raw disk or volume
 /// image, a device), or the disk a container in it holds.
 pub struct Disk {
+    /// The file as named (the first file of a container of several).
+    pub path: std::path::PathBuf,
     pub reader: Arc<dyn ReadAt>,
     /// The container, when the file is one.
     pub container: Option<ContainerInfo>,
@@ -268,10 +270,12 @@ pub fn open_disk(path: &Path) -> Result<Disk, DiskError> {
     let file: Arc<dyn ReadAt> = Arc::new(file);
     match open(path, Arc::clone(&file)) {
         Ok(Some(opened)) => Ok(Disk {
+            path: path.to_path_buf(),
             reader: opened.disk,
             container: Some(opened.info),
         }),
         Ok(None) => Ok(Disk {
+            path: path.to_path_buf(),
             reader: file,
             container: None,
         }),
